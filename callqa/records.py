@@ -1,0 +1,131 @@
+"""Immutable records passed between the pipeline stages.
+
+ingest -> CallSource; audio -> DecodedAudio; transcribe -> Transcript (Utterance, Word);
+analyse -> AnalysedCall (Token); rubric/score -> Evaluation (CriterionResult).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import numpy as np
+
+SPEAKERS = ("agent", "customer", "unknown")
+
+
+class CallSource(NamedTuple):
+    """One recording found by ingest, with the metadata resolved for it."""
+
+    path: str
+    call_id: str
+    agent_id: str
+    started_at: datetime | None
+    audio_sha256: str
+    size_bytes: int
+    extra: dict[str, Any]
+    metadata_from: str  # manifest | sidecar | filename | none
+
+
+class DecodedAudio(NamedTuple):
+    """16 kHz float32 audio, one array per speaker channel."""
+
+    channels: tuple[np.ndarray, ...]
+    speakers: tuple[str, ...]  # parallel to channels: agent/customer, or ("unknown",) on mono
+    sample_rate: int  # of the source file
+    source_channels: int
+    codec: str
+    duration_s: float
+    speaker_mode: str  # stereo | mono | mono_fallback_silent | mono_fallback_dual
+    note: str  # why a fallback happened, empty otherwise
+
+
+class Word(NamedTuple):
+    word: str  # as Whisper gives it, usually with a leading space
+    start: float
+    end: float
+    probability: float
+
+
+class Utterance(NamedTuple):
+    """A stretch of speech by one speaker.
+
+    Invariant: ``text == "".join(w.word for w in words).strip()`` whenever ``words`` is non-empty,
+    so character offsets in ``text`` map onto words.
+    """
+
+    seq: int
+    speaker: str
+    start: float
+    end: float
+    text: str
+    confidence: float
+    words: tuple[Word, ...]
+
+
+class Transcript(NamedTuple):
+    call_id: str
+    duration_s: float
+    speaker_mode: str
+    utterances: tuple[Utterance, ...]
+
+
+class Token(NamedTuple):
+    """One spaCy token of an utterance, with everything needed to rebuild a Doc without re-parsing."""
+
+    utterance_seq: int
+    idx: int  # position within the utterance
+    text: str
+    whitespace: bool  # a space follows the token
+    lemma: str
+    norm: str
+    pos: str
+    tag: str
+    dep: str
+    head: int  # idx of the head token within the same utterance
+    negated: bool  # inside a negated clause, from the dependency parse
+    start_s: float
+    end_s: float
+    speaker: str
+
+
+class AnalysedCall(NamedTuple):
+    transcript: Transcript
+    tokens: tuple[Token, ...]
+    metrics: dict[str, "MetricValue"]
+
+
+class MetricValue(NamedTuple):
+    """A call metric; value None means it cannot be computed for this call (e.g. interruptions on mono)."""
+
+    value: float | None
+    start_s: float | None
+    end_s: float | None
+
+
+class Evidence(NamedTuple):
+    speaker: str | None
+    start_s: float | None
+    end_s: float | None
+    text: str | None
+
+
+class CriterionResult(NamedTuple):
+    section_id: str
+    criterion_id: str
+    outcome: str  # pass | fail | na
+    weight: float
+    value: float | None
+    evidence: Evidence
+
+
+class Evaluation(NamedTuple):
+    call_id: str
+    rubric_id: str
+    rubric_version: int
+    rubric_sha256: str
+    score: float | None  # None when no criterion applies to the call (e.g. a dropped call)
+    passed: bool | None
+    auto_failed: bool
+    section_scores: dict[str, float | None]
+    results: tuple[CriterionResult, ...]
