@@ -1,0 +1,169 @@
+"""The `callqa` command line: each command parses options and calls one library function.
+
+Exit codes: 0 all processed; 3 finished but some files failed; 2 usage or configuration error (bad rubric,
+bad manifest, unusable DB path), caught before any work; 1 unexpected error; 130/143 interrupted by SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+
+from . import __version__
+from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNEXPECTED, CallQAError, RubricError
+from .store import DEFAULT_DB
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 all processed; 3 finished but some files failed; 2 usage or configuration error "
+    "(bad rubric, manifest or DB path) caught before any work; 1 unexpected error; 130/143 interrupted."
+)
+
+app = typer.Typer(
+    name="callqa",
+    help=f"Offline quality assurance for recorded helpdesk calls.\n\n{EXIT_CODES_HELP}",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+rubric_app = typer.Typer(help="Work with rubric files.", no_args_is_help=True)
+app.add_typer(rubric_app, name="rubric")
+
+DbOption = typer.Option(
+    None, "--db", envvar="CALLQA_DB", help=f"DuckDB file [default: {DEFAULT_DB}; env CALLQA_DB]", show_default=False
+)
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def _run() -> Iterator[None]:
+    """Turn library errors into one clear line on stderr (or one per problem) and a documented exit code."""
+    try:
+        yield
+    except RubricError as exc:
+        for problem in exc.problems:
+            _err(problem)
+        raise typer.Exit(exc.exit_code)
+    except CallQAError as exc:
+        _err(f"callqa: error: {exc}")
+        raise typer.Exit(exc.exit_code)
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        _err("callqa: interrupted")
+        raise typer.Exit(130)
+    except Exception as exc:  # the last line of defence for cron: one line, exit 1, traceback with -v
+        logging.getLogger("callqa").debug("unexpected error", exc_info=True)
+        _err(f"callqa: unexpected error: {exc.__class__.__name__}: {exc} (rerun with -v for the traceback)")
+        raise typer.Exit(EXIT_UNEXPECTED)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"callqa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output on stderr (-vv: debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bar."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    from .console import configure_logging
+
+    configure_logging(level, quiet)
+
+
+@app.command()
+def score(
+    paths: List[Path] = typer.Argument(..., help="Recordings, or folders searched recursively."),
+    db: Optional[Path] = DbOption,
+    rubric: List[Path] = typer.Option([], "--rubric", help="Rubric YAML (repeatable) [default: shipped clinic rubric]."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV: file, agent_id, started_at[, call_id, ...]."),
+    name_pattern: Optional[str] = typer.Option(None, "--name-pattern", help="File-name pattern for metadata "
+                                               "[default: {agent_id}_{started_at}_{call_id}]."),
+    agent_channel: Optional[str] = typer.Option(None, "--agent-channel", help="Channel of the agent on stereo: "
+                                                "left|right [default: left]."),
+    model: Optional[str] = typer.Option(None, "--model", help="CTranslate2 model folder or faster-whisper name "
+                                        "[default: the bundled tiny.en]."),
+    compute_type: Optional[str] = typer.Option(None, "--compute-type", help="int8, int8_float32, float32 [default: int8]."),
+    beam_size: Optional[int] = typer.Option(None, "--beam-size", min=1, help="Beam size [default: 1, greedy]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=0,
+                                             help="Batched decoding size, 0 for sequential [default: 0]."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=0, help="CPU threads for the ASR (0: one per core)."),
+    no_redact: bool = typer.Option(False, "--no-redact", help="Store transcripts WITHOUT removing patient data."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with defaults for these options."),
+    log_file: Optional[Path] = typer.Option(None, "--log-file", help="Append one JSON line per call to this file."),
+) -> None:
+    """Transcribe, score and store recordings. Already stored recordings are not transcribed again."""
+    from .config import load_config
+    from .console import BatchReporter
+    from .pipeline import score_paths
+
+    with _run():
+        options = load_config(config).score_options(
+            db=db, rubrics=rubric, manifest=manifest, name_pattern=name_pattern, agent_channel=agent_channel,
+            model=model, compute_type=compute_type, beam_size=beam_size, batch_size=batch_size, threads=threads,
+            no_redact=no_redact,
+        )
+        stop = threading.Event()
+        with _stop_on_signals(stop) as received, BatchReporter(log_file) as reporter:
+            summary = score_paths(paths, options, reporter.outcome, stop, command=" ".join(sys.argv))
+            reporter.summary(summary)
+        if received:
+            raise typer.Exit(128 + received[0])
+        raise typer.Exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """SIGINT/SIGTERM finish the current call, then stop the batch; a second signal aborts at once."""
+    received: list[int] = []
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        stop.set()
+        _err(f"callqa: {signal.Signals(signum).name} received; finishing the current call (again to abort)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@rubric_app.command("check")
+def rubric_check(files: List[Path] = typer.Argument(..., help="Rubric YAML files.")) -> None:
+    """Validate rubrics; print every problem as FILE:LINE: path: message (exit 2 if any)."""
+    from .rubric import load_rubric
+
+    problems: list[str] = []
+    for file in files:
+        try:
+            rubric = load_rubric(file)
+        except RubricError as exc:
+            problems.extend(exc.problems)
+            continue
+        n = sum(len(s.criteria) for s in rubric.sections)
+        typer.echo(f"{file}: ok ({rubric.id} v{rubric.version}: {len(rubric.sections)} sections, {n} criteria)")
+    with _run():
+        if problems:
+            raise RubricError(problems)
+
+
+def main() -> None:
+    app(prog_name="callqa")

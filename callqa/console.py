@@ -1,0 +1,87 @@
+"""Terminal output, configured only by the CLI: logging, progress on stderr (TTY only), summary, JSON log lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from .errors import UsageError
+from .pipeline import CallOutcome, RunSummary
+
+_stderr = Console(stderr=True)
+_state = {"quiet": False}
+
+
+def configure_logging(level: int, quiet: bool) -> None:
+    _state["quiet"] = quiet
+    logger = logging.getLogger("callqa")
+    logger.handlers.clear()
+    handler = RichHandler(console=_stderr, show_time=False, show_path=False, markup=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+class BatchReporter:
+    """Shows progress while a batch runs, appends JSON lines for cron, and prints the summary."""
+
+    def __init__(self, log_file: Path | None):
+        self.log_path = log_file
+        self.log = None
+        self.progress = None
+        self.task = None
+
+    def __enter__(self) -> "BatchReporter":
+        if self.log_path is not None:
+            try:
+                self.log = self.log_path.open("a", encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot write --log-file {self.log_path}: {exc.strerror or exc}") from exc
+        if _stderr.is_terminal and not _state["quiet"]:
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.completed} calls"), BarColumn(),
+                                     TextColumn("{task.description}"), TimeElapsedColumn(), console=_stderr,
+                                     transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("starting", total=None)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        if self.log is not None:
+            self.log.close()
+
+    def outcome(self, outcome: CallOutcome) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, advance=1, description=f"{outcome.status}: {Path(outcome.path).name}")
+        if self.log is not None:
+            line = {
+                "time": datetime.now().isoformat(timespec="seconds"), "path": outcome.path,
+                "call_id": outcome.call_id, "status": outcome.status, "seconds": round(outcome.seconds, 3),
+                "audio_seconds": round(outcome.audio_seconds, 3), "scores": outcome.scores, "error": outcome.error,
+            }
+            self.log.write(json.dumps(line) + "\n")
+            self.log.flush()
+
+    def summary(self, s: RunSummary) -> None:
+        if _state["quiet"]:
+            return
+        lines = [
+            f"run {s.run_id}{' (interrupted)' if s.interrupted else ''}: {s.files_seen} files seen, "
+            f"{s.processed} transcribed, {s.rescored} rescored, {s.skipped} skipped, {s.failed} failed"
+            + (f", {s.in_progress} still being written" if s.in_progress else ""),
+            f"audio {s.audio_seconds / 60:.1f} min in {s.wall_seconds:.1f} s wall "
+            f"({s.realtime_factor:.1f}x real time)",
+        ]
+        lines += [f"  {'FAILED' if reason != 'still being written; left for the next run' else 'WAITING'} "
+                  f"{path}: {reason}" for path, reason in s.problems]
+        typer.echo("\n".join(lines), file=sys.stdout)

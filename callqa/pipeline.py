@@ -1,0 +1,264 @@
+"""The nightly batch: ingest -> audio -> transcribe -> analyse -> score -> redact -> store, one call at a time.
+
+Every problem with one recording is isolated: the call is stored with status 'failed' and a one-line reason,
+and the batch goes on. Problems that make the whole run pointless (bad rubric, manifest, DB path, model) raise
+a UsageError before any work is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
+
+from . import __version__
+from .audio import load_audio
+from .errors import AudioError, CallQAError, TranscriptionError
+from .ingest import (
+    DEFAULT_NAME_PATTERN,
+    Candidate,
+    compile_name_pattern,
+    discover,
+    missing_manifest_files,
+    read_manifest,
+    resolve_metadata,
+    sha256_file,
+)
+from .records import CallSource, DecodedAudio, Transcript
+from .scoring import Scorer
+from .store import CallRecord, Store
+from .transcribe import AsrSettings, Transcriber
+
+log = logging.getLogger("callqa")
+
+SETTLE_SECONDS = 2.0  # a file modified this recently may still be being written by the recorder
+
+
+class ScoreOptions(NamedTuple):
+    db: Path | None = None
+    rubrics: tuple[Path, ...] = ()
+    manifest: Path | None = None
+    name_pattern: str = DEFAULT_NAME_PATTERN
+    agent_channel: str = "left"
+    asr: AsrSettings = AsrSettings()
+    redact: bool = True
+    allow_list: tuple[str, ...] = ()
+    settle_seconds: float = SETTLE_SECONDS
+
+
+class CallOutcome(NamedTuple):
+    """What happened to one recording, reported as it happens (progress, JSON log lines)."""
+
+    path: str
+    call_id: str | None
+    status: str  # transcribed | rescored | skipped | failed | in_progress | missing
+    seconds: float
+    audio_seconds: float
+    scores: dict[str, float | None]
+    error: str | None
+
+
+class RunSummary(NamedTuple):
+    run_id: str
+    files_seen: int
+    processed: int
+    rescored: int
+    skipped: int
+    failed: int
+    in_progress: int
+    problems: tuple[tuple[str, str], ...]  # (path, reason) of failed, missing and in-progress files
+    audio_seconds: float
+    wall_seconds: float
+    asr_seconds: float
+    interrupted: bool
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+class _Prepared(NamedTuple):
+    candidate: Candidate
+    source: CallSource | None
+    audio: DecodedAudio | None
+    error: str | None
+
+
+def _stable_size(path: Path, settle_seconds: float) -> bool:
+    """False while a recorder may still be writing the file (modified very recently, or size changing)."""
+    first = path.stat()
+    if time.time() - first.st_mtime >= settle_seconds:
+        return True
+    time.sleep(min(settle_seconds, 0.5))
+    second = path.stat()
+    return second.st_size == first.st_size and time.time() - second.st_mtime >= settle_seconds
+
+
+class BatchRun:
+    """One `callqa score` run over a list of recordings, holding the models and the DB writer."""
+
+    def __init__(self, options: ScoreOptions, on_outcome: Callable[[CallOutcome], None] | None = None,
+                 stop: threading.Event | None = None):
+        self.options = options
+        self.on_outcome = on_outcome or (lambda outcome: None)
+        self.stop = stop or threading.Event()
+        self.name_pattern = compile_name_pattern(options.name_pattern)
+        self.manifest = read_manifest(options.manifest) if options.manifest else {}
+        self.scorer = Scorer.from_paths(options.rubrics, redact=options.redact, allow_list=options.allow_list)
+        self.store = Store(options.db)
+        try:
+            self.transcriber = Transcriber(options.asr)
+        except CallQAError:
+            self.store.close()
+            raise
+        self.run_id = uuid.uuid4().hex[:12]
+        self.counts = dict(processed=0, rescored=0, skipped=0, failed=0, in_progress=0)
+        self.problems: list[tuple[str, str]] = []
+        self.audio_seconds = 0.0
+        self.asr_seconds = 0.0
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _prepare(self, candidate: Candidate) -> _Prepared:
+        """Hash, resolve metadata and decode (runs on a worker thread, overlapping the ASR of the previous call)."""
+        path = candidate.path
+        try:
+            if not _stable_size(path, self.options.settle_seconds):
+                return _Prepared(candidate, None, None, "in_progress")
+            sha, size = sha256_file(path)
+        except OSError as exc:
+            return _Prepared(candidate, None, None, f"cannot read file: {exc.strerror or exc}")
+        source = resolve_metadata(candidate, sha, size, self.name_pattern)
+        if self._already_done(source):
+            return _Prepared(candidate, source, None, None)
+        try:
+            return _Prepared(candidate, source, load_audio(path, self.options.agent_channel), None)
+        except AudioError as exc:
+            return _Prepared(candidate, source, None, str(exc))
+
+    def _already_done(self, source: CallSource) -> bool:
+        stored = self._stored.get((source.audio_sha256, self.transcriber.model_label))
+        return stored is not None and stored[1] == "ok"
+
+    def run(self, paths: list[Path], command: str = "") -> RunSummary:
+        started = time.perf_counter()
+        candidates = discover(paths, self.manifest)
+        for missing in missing_manifest_files(self.manifest):
+            self._report(CallOutcome(str(missing), None, "missing", 0.0, 0.0, {}, "named in the manifest, not found"))
+        self._stored = self.store.stored_calls()
+        self.scorer.save_rubrics(self.store)
+        self.store.start_run(self.run_id, command or " ".join(sys.argv), __version__)
+        try:
+            for prepared in self._prepared(candidates):
+                self._process(prepared)
+        finally:
+            summary = self._summary(len(candidates), time.perf_counter() - started)
+            self.store.finish_run(self.run_id, {
+                "files_seen": summary.files_seen, "processed": summary.processed, "skipped": summary.skipped,
+                "failed": summary.failed, "audio_seconds": summary.audio_seconds,
+                "wall_seconds": summary.wall_seconds, "interrupted": summary.interrupted,
+            })
+        return summary
+
+    def _prepared(self, candidates: list[Candidate]) -> Iterator[_Prepared]:
+        """Decode the next recording while the current one is transcribed; stop between calls when asked."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqa-decode") as pool:
+            pending: Future | None = pool.submit(self._prepare, candidates[0]) if candidates else None
+            for i in range(len(candidates)):
+                prepared = pending.result()
+                pending = pool.submit(self._prepare, candidates[i + 1]) if i + 1 < len(candidates) else None
+                if self.stop.is_set():
+                    if pending is not None:
+                        pending.cancel()
+                    return
+                yield prepared
+
+    def _process(self, prepared: _Prepared) -> None:
+        t0 = time.perf_counter()
+        source, path = prepared.source, str(prepared.candidate.path)
+        if prepared.error == "in_progress":
+            self._report(CallOutcome(path, None, "in_progress", 0.0, 0.0, {}, "still being written; left for the next run"))
+            return
+        if source is None:  # unreadable: no hash, so the call is keyed by its path's metadata alone
+            source = resolve_metadata(prepared.candidate, "", 0, self.name_pattern)
+            source = source._replace(call_id=source.call_id or path)
+        if prepared.error is None and prepared.audio is None:
+            self._skip_or_rescore(source, path, t0)
+            return
+        record, error = self._transcribe_and_score(source, prepared)
+        self.store.save_call(record, self.run_id)
+        self._stored[(source.audio_sha256, record.model)] = (source.call_id, record.status)
+        duration = record.duration_s or 0.0
+        status = "failed" if error else "transcribed"
+        scores = {e.rubric_id: e.score for e in record.evaluations}
+        self._report(CallOutcome(source.path, source.call_id, status, time.perf_counter() - t0, duration, scores, error))
+
+    def _transcribe_and_score(self, source: CallSource, prepared: _Prepared) -> tuple[CallRecord, str | None]:
+        base = dict(source=source, model=self.transcriber.model_label, redacted=self.options.redact)
+        error = prepared.error or self._id_conflict(source)
+        audio = prepared.audio
+        if error is None and audio is not None:
+            try:
+                t_asr = time.perf_counter()
+                utterances = self.transcriber.transcribe(audio)
+                self.asr_seconds += time.perf_counter() - t_asr
+                transcript = Transcript(source.call_id, audio.duration_s, audio.speaker_mode, utterances)
+                analysed, evaluations = self.scorer.score(transcript)
+                return CallRecord(status="ok", error=None, duration_s=audio.duration_s,
+                                  channels=audio.source_channels, sample_rate=audio.sample_rate, codec=audio.codec,
+                                  speaker_mode=audio.speaker_mode, analysed=analysed, evaluations=evaluations,
+                                  **base), None
+            except TranscriptionError as exc:
+                error = str(exc)
+        meta = {}
+        if audio is not None:
+            meta = dict(duration_s=audio.duration_s, channels=audio.source_channels, sample_rate=audio.sample_rate,
+                        codec=audio.codec, speaker_mode=audio.speaker_mode)
+        return CallRecord(status="failed", error=error, **meta, **base), error
+
+    def _id_conflict(self, source: CallSource) -> str | None:
+        """A call id already used by different audio from another path is a metadata error, not an update."""
+        owner = self.store.call_owner(source.call_id)
+        if owner and owner[1] != source.audio_sha256 and owner[0] != source.path:
+            return f"call id {source.call_id!r} is already used by {owner[0]}"
+        return None
+
+    def _skip_or_rescore(self, source: CallSource, path: str, t0: float) -> None:
+        call_id = self._stored[(source.audio_sha256, self.transcriber.model_label)][0]
+        self.store.note_path(source, call_id)
+        rescored = self.scorer.rescore_missing(self.store, [call_id], self.run_id)
+        status = "rescored" if rescored else "skipped"
+        self._report(CallOutcome(path, call_id, status, time.perf_counter() - t0, 0.0, {}, None))
+
+    def _report(self, outcome: CallOutcome) -> None:
+        key = {"transcribed": "processed"}.get(outcome.status, outcome.status)
+        if key == "missing":
+            key = "failed"
+        self.counts[key] += 1
+        self.audio_seconds += outcome.audio_seconds
+        if outcome.status in ("failed", "missing", "in_progress"):
+            self.problems.append((outcome.path, outcome.error or outcome.status))
+        log.info("%s: %s%s", outcome.path, outcome.status, f" ({outcome.error})" if outcome.error else "")
+        self.on_outcome(outcome)
+
+    def _summary(self, files_seen: int, wall: float) -> RunSummary:
+        c = self.counts
+        return RunSummary(self.run_id, files_seen, c["processed"], c["rescored"], c["skipped"], c["failed"],
+                          c["in_progress"], tuple(self.problems), self.audio_seconds, wall, self.asr_seconds,
+                          self.stop.is_set())
+
+
+def score_paths(paths: list[Path], options: ScoreOptions, on_outcome: Callable[[CallOutcome], None] | None = None,
+                stop: threading.Event | None = None, command: str = "") -> RunSummary:
+    """Run the batch over files and folders; see BatchRun."""
+    batch = BatchRun(options, on_outcome, stop)
+    try:
+        return batch.run([Path(p) for p in paths], command)
+    finally:
+        batch.close()

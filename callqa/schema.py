@@ -1,0 +1,157 @@
+"""The DuckDB schema: a public contract for analysts' SQL. Every table and key column carries a COMMENT.
+
+Each entry of MIGRATIONS upgrades the file by one version; never edit a released entry, append a new one.
+"""
+
+from __future__ import annotations
+
+TABLES: dict[str, tuple[str, str, dict[str, str]]] = {
+    # name: (columns DDL, table comment, {column: comment})
+    "runs": (
+        """run_id VARCHAR PRIMARY KEY, command VARCHAR, version VARCHAR, started_at TIMESTAMP,
+        finished_at TIMESTAMP, files_seen INTEGER, processed INTEGER, skipped INTEGER, failed INTEGER,
+        audio_seconds DOUBLE, wall_seconds DOUBLE, interrupted BOOLEAN""",
+        "One row per callqa score/rescore invocation; finished_at is NULL while running or after a crash.",
+        {
+            "run_id": "Unique id of the run (referenced by calls.run_id and evaluations.run_id).",
+            "command": "The command line that started the run.",
+            "files_seen": "Recordings found under the given paths.",
+            "processed": "Recordings transcribed and scored in this run.",
+            "skipped": "Recordings already in the database with the same audio hash and model.",
+            "failed": "Recordings stored with status 'failed'.",
+            "interrupted": "True when SIGINT/SIGTERM stopped the run before all files were done.",
+        },
+    ),
+    "calls": (
+        """call_id VARCHAR PRIMARY KEY, source_path VARCHAR, audio_sha256 VARCHAR, agent_id VARCHAR,
+        started_at TIMESTAMP, duration_s DOUBLE, channels INTEGER, sample_rate INTEGER, codec VARCHAR,
+        speaker_mode VARCHAR, model VARCHAR, status VARCHAR, error VARCHAR, run_id VARCHAR,
+        ingested_at TIMESTAMP, extra JSON, redacted BOOLEAN, size_bytes BIGINT, metadata_from VARCHAR""",
+        "One row per recording (identity: audio content hash + ASR model), including recordings that failed.",
+        {
+            "call_id": "Call id from the manifest, sidecar or file name; else the first 16 hex digits of audio_sha256.",
+            "source_path": "Path the recording was read from (see call_paths for every path it was seen under).",
+            "audio_sha256": "SHA-256 of the recording's bytes; with model, decides whether it is transcribed again.",
+            "agent_id": "Agent who took the call; 'unknown' when no metadata names one.",
+            "started_at": "When the call started (local time as given by the metadata).",
+            "duration_s": "Duration of the decoded audio in seconds.",
+            "channels": "Channels in the source file.",
+            "sample_rate": "Sample rate of the source file in Hz.",
+            "codec": "Audio codec of the source file (e.g. pcm_mulaw, mp3, flac).",
+            "speaker_mode": "stereo (one speaker per channel), mono, mono_fallback_silent or mono_fallback_dual.",
+            "model": "ASR model that produced the transcript.",
+            "status": "ok, or failed (see error).",
+            "error": "One-line reason why the recording failed; NULL when status is ok.",
+            "run_id": "Run that last wrote this call.",
+            "extra": "Further metadata fields from the manifest, sidecar or file name, as JSON.",
+            "redacted": "True when PHI was redacted before storing; False only after an explicit --no-redact.",
+            "metadata_from": "Where the metadata came from: manifest, sidecar, filename or none.",
+        },
+    ),
+    "call_paths": (
+        "source_path VARCHAR PRIMARY KEY, call_id VARCHAR, audio_sha256 VARCHAR, first_seen_at TIMESTAMP",
+        "Every path a recording was seen under: the same audio under two names is stored once, both paths noted.",
+        {"source_path": "A path a recording was read from.", "call_id": "The call stored for that audio."},
+    ),
+    "utterances": (
+        """call_id VARCHAR, seq INTEGER, speaker VARCHAR, start_s DOUBLE, end_s DOUBLE, text VARCHAR,
+        confidence DOUBLE, PRIMARY KEY (call_id, seq)""",
+        "The transcript: one row per stretch of speech by one speaker, in time order (PHI redacted).",
+        {
+            "seq": "Position of the utterance in the call's timeline, from 0.",
+            "speaker": "agent, customer, or unknown (mono recordings).",
+            "start_s": "Start, seconds from the beginning of the call.",
+            "end_s": "End, seconds from the beginning of the call.",
+            "text": "What was said, PHI replaced by typed placeholders such as [NAME] or [DOB].",
+            "confidence": "Mean word probability from the ASR, 0-1.",
+        },
+    ),
+    "words": (
+        """call_id VARCHAR, utterance_seq INTEGER, idx INTEGER, word VARCHAR, start_s DOUBLE, end_s DOUBLE,
+        probability DOUBLE, PRIMARY KEY (call_id, utterance_seq, idx)""",
+        "Words of each utterance with ASR timestamps and probabilities (PHI redacted).",
+        {
+            "utterance_seq": "utterances.seq of the utterance the word belongs to.",
+            "idx": "Position of the word in its utterance, from 0.",
+            "word": "The word as recognised, with its leading space.",
+            "probability": "ASR probability of the word, 0-1.",
+        },
+    ),
+    "tokens": (
+        """call_id VARCHAR, utterance_seq INTEGER, idx INTEGER, text VARCHAR, whitespace BOOLEAN, lemma VARCHAR,
+        norm VARCHAR, pos VARCHAR, tag VARCHAR, dep VARCHAR, head INTEGER, negated BOOLEAN, start_s DOUBLE,
+        end_s DOUBLE, speaker VARCHAR, PRIMARY KEY (call_id, utterance_seq, idx)""",
+        "spaCy analysis of each utterance, stored so that rescoring never reruns the NLP pipeline (PHI redacted).",
+        {
+            "idx": "Position of the token in its utterance, from 0.",
+            "head": "idx of the token's syntactic head in the same utterance.",
+            "negated": "True when the token lies in a negated clause (dependency parse).",
+        },
+    ),
+    "call_metrics": (
+        "call_id VARCHAR, metric VARCHAR, value DOUBLE, start_s DOUBLE, end_s DOUBLE, PRIMARY KEY (call_id, metric)",
+        "Per-call metrics (interruptions, silences, holds, talk ratio, pace, customer sentiment).",
+        {
+            "metric": "Metric name, e.g. agent_interruptions, longest_silence_s, customer_sentiment_change.",
+            "value": "The metric's value; NULL when it cannot be computed for the call (e.g. interruptions on mono).",
+            "start_s": "Where in the call the value was observed (e.g. the longest silence), if it has a place.",
+        },
+    ),
+    "rubrics": (
+        """rubric_sha256 VARCHAR PRIMARY KEY, rubric_id VARCHAR, version INTEGER, name VARCHAR,
+        pass_mark DOUBLE, sections JSON, source VARCHAR, first_used_at TIMESTAMP""",
+        "Every rubric version calls were scored against, keyed by the hash of its YAML.",
+        {
+            "rubric_sha256": "SHA-256 of the rubric file's bytes.",
+            "sections": "JSON list of the rubric's sections: id, name, weight.",
+            "source": "The rubric's YAML text.",
+        },
+    ),
+    "evaluations": (
+        """call_id VARCHAR, rubric_id VARCHAR, rubric_version INTEGER, rubric_sha256 VARCHAR, score DOUBLE,
+        passed BOOLEAN, auto_failed BOOLEAN, evaluated_at TIMESTAMP, run_id VARCHAR,
+        PRIMARY KEY (call_id, rubric_sha256)""",
+        "One row per call and rubric version: the overall score. Older rubric versions' rows are kept.",
+        {
+            "score": "Overall score 0-100 (section-weighted); NULL when no criterion applies to the call.",
+            "passed": "score >= the rubric's pass_mark.",
+            "auto_failed": "An auto_fail criterion failed, which sets the score to 0.",
+        },
+    ),
+    "section_scores": (
+        """call_id VARCHAR, rubric_id VARCHAR, rubric_sha256 VARCHAR, section_id VARCHAR, score DOUBLE,
+        PRIMARY KEY (call_id, rubric_sha256, section_id)""",
+        "Score of each rubric section per call: passed weight / applicable weight x 100.",
+        {"score": "0-100; NULL when no criterion of the section applies."},
+    ),
+    "criterion_results": (
+        """call_id VARCHAR, rubric_id VARCHAR, rubric_sha256 VARCHAR, section_id VARCHAR, criterion_id VARCHAR,
+        outcome VARCHAR, weight DOUBLE, value DOUBLE, evidence_speaker VARCHAR, evidence_start_s DOUBLE,
+        evidence_end_s DOUBLE, evidence_text VARCHAR, PRIMARY KEY (call_id, rubric_sha256, criterion_id)""",
+        "Outcome of every rubric criterion for every call, with the evidence (PHI redacted).",
+        {
+            "outcome": "pass, fail or na (not applicable: its weight drops out).",
+            "value": "The metric's value for metric criteria.",
+            "evidence_speaker": "Who said the quoted words.",
+            "evidence_start_s": "Where the evidence starts, seconds from the beginning of the call.",
+            "evidence_text": "The quoted words (offending words for a failed 'absent' criterion).",
+        },
+    ),
+}
+
+
+def _table_ddl(name: str) -> list[str]:
+    columns, comment, column_comments = TABLES[name]
+    statements = [f"CREATE TABLE {name} ({columns})", f"COMMENT ON TABLE {name} IS {_quote(comment)}"]
+    statements += [f"COMMENT ON COLUMN {name}.{col} IS {_quote(text)}" for col, text in column_comments.items()]
+    return statements
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [stmt for name in TABLES for stmt in _table_ddl(name)],
+}
+SCHEMA_VERSION = max(MIGRATIONS)

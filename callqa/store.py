@@ -1,0 +1,281 @@
+"""The DuckDB store: opening (one writer, owner-only file), migrations, and bulk writes of whole calls.
+
+Every call's rows are written in one transaction, so a crash at any moment leaves either all of a call or
+none of it. Rows go in through registered DataFrames (``INSERT INTO t BY NAME SELECT ...``), never row by row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple
+
+import duckdb
+import pandas as pd
+
+from . import views
+from .errors import DatabaseError
+from .records import AnalysedCall, CallSource, Evaluation, Transcript
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger("callqa")
+
+DEFAULT_DB = "callqa.duckdb"
+PER_CALL_TABLES = ("utterances", "words", "tokens", "call_metrics")
+EVALUATION_TABLES = ("evaluations", "section_scores", "criterion_results")
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("CALLQA_DB") or DEFAULT_DB)
+
+
+class CallRecord(NamedTuple):
+    """Everything stored for one recording; ``analysed`` is None for a failed call."""
+
+    source: CallSource
+    status: str  # ok | failed
+    error: str | None
+    model: str
+    redacted: bool
+    duration_s: float | None = None
+    channels: int | None = None
+    sample_rate: int | None = None
+    codec: str | None = None
+    speaker_mode: str | None = None
+    analysed: AnalysedCall | None = None
+    evaluations: tuple[Evaluation, ...] = ()
+
+
+class RubricRow(NamedTuple):
+    rubric_sha256: str
+    rubric_id: str
+    version: int
+    name: str
+    pass_mark: float
+    sections: list[dict]
+    source: str
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    if read_only and not path.is_file():
+        raise DatabaseError(f"no callqa database at {path} (run `callqa score` first, or pass --db)")
+    if not path.parent.is_dir():
+        raise DatabaseError(f"cannot create database {path}: folder {path.parent} does not exist")
+    old_umask = os.umask(0o077)  # the file holds call transcripts: owner-only from the first byte
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise DatabaseError(
+                f"database {path} is in use by another callqa process (only one score/rescore at a time)"
+            ) from exc
+        raise DatabaseError(f"cannot open database {path}: {str(exc).splitlines()[0]}") from exc
+    except duckdb.Error as exc:
+        raise DatabaseError(f"cannot open database {path}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        os.umask(old_umask)
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_info' AND schema_name = 'main'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    row = con.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring the file to SCHEMA_VERSION, one migration per transaction; refuse files from a newer callqa."""
+    current = schema_version(con)
+    if current > SCHEMA_VERSION:
+        raise DatabaseError(f"database schema v{current} is newer than this callqa (v{SCHEMA_VERSION}); upgrade callqa")
+    if current == 0:
+        con.execute("CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        con.execute("COMMENT ON TABLE schema_info IS 'callqa bookkeeping: the schema version of this file.'")
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with transaction(con):
+            for statement in MIGRATIONS[version]:
+                con.execute(statement)
+            con.execute("INSERT OR REPLACE INTO schema_info VALUES ('version', ?)", [str(version)])
+        log.info("database schema migrated to v%d", version)
+    views.create_views(con)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    name = f"_callqa_{table}"
+    con.register(name, frame)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
+    finally:
+        con.unregister(name)
+
+
+class Store:
+    """A connection to the callqa database; the writer holds DuckDB's file lock for its lifetime."""
+
+    def __init__(self, path: Path | str | None = None, read_only: bool = False):
+        self.path = Path(path) if path else default_db_path()
+        self.read_only = read_only
+        self.con = _open(self.path, read_only)
+        if read_only:
+            if schema_version(self.con) == 0:
+                raise DatabaseError(f"{self.path} is not a callqa database")
+        else:
+            migrate(self.con)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # runs ---------------------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, command: str, version: str) -> None:
+        self.con.execute(
+            "INSERT INTO runs (run_id, command, version, started_at) VALUES (?, ?, ?, ?)",
+            [run_id, command, version, datetime.now()],
+        )
+
+    def finish_run(self, run_id: str, counts: dict[str, float | int | bool]) -> None:
+        assignments = ", ".join(f"{key} = ?" for key in counts)
+        self.con.execute(
+            f"UPDATE runs SET finished_at = ?, {assignments} WHERE run_id = ?",
+            [datetime.now(), *counts.values(), run_id],
+        )
+
+    # lookups ------------------------------------------------------------------------------------------------
+    def stored_calls(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """(audio_sha256, model) -> (call_id, status) of every call already stored."""
+        rows = self.con.execute("SELECT audio_sha256, model, call_id, status FROM calls").fetchall()
+        return {(sha, model): (call_id, status) for sha, model, call_id, status in rows}
+
+    def call_owner(self, call_id: str) -> tuple[str, str] | None:
+        """(source_path, audio_sha256) of the stored call with this id, if any."""
+        row = self.con.execute("SELECT source_path, audio_sha256 FROM calls WHERE call_id = ?", [call_id]).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def note_path(self, source: CallSource, call_id: str) -> None:
+        self.con.execute(
+            "INSERT OR IGNORE INTO call_paths VALUES (?, ?, ?, ?)",
+            [source.path, call_id, source.audio_sha256, datetime.now()],
+        )
+
+    # writes -------------------------------------------------------------------------------------------------
+    def save_rubric(self, rubric: RubricRow) -> None:
+        self.con.execute(
+            "INSERT OR IGNORE INTO rubrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [rubric.rubric_sha256, rubric.rubric_id, rubric.version, rubric.name, rubric.pass_mark,
+             json.dumps(rubric.sections), rubric.source, datetime.now()],
+        )
+
+    def save_call(self, record: CallRecord, run_id: str) -> None:
+        """Replace everything stored for this call id with ``record``, atomically."""
+        call_id = record.source.call_id
+        with transaction(self.con):
+            for table in ("calls", *PER_CALL_TABLES, *EVALUATION_TABLES):
+                self.con.execute(f"DELETE FROM {table} WHERE call_id = ?", [call_id])
+            insert_frame(self.con, "calls", call_frame(record, run_id))
+            if record.analysed is not None:
+                for table, frame in transcript_frames(call_id, record.analysed).items():
+                    insert_frame(self.con, table, frame)
+            self.write_evaluations(record.evaluations, run_id, replace=False)
+            self.note_path(record.source, call_id)
+
+    def write_evaluations(self, evaluations: Iterable[Evaluation], run_id: str, replace: bool = True) -> None:
+        """Insert evaluations (keyed by call and rubric hash); with ``replace``, drop earlier rows of those keys."""
+        frames = evaluation_frames(list(evaluations), run_id)
+        if frames["evaluations"].empty:
+            return
+        if replace:
+            keys = frames["evaluations"][["call_id", "rubric_sha256"]]
+            self.con.register("_callqa_keys", keys)
+            try:
+                for table in EVALUATION_TABLES:
+                    self.con.execute(
+                        f"DELETE FROM {table} t USING _callqa_keys k "
+                        "WHERE t.call_id = k.call_id AND t.rubric_sha256 = k.rubric_sha256"
+                    )
+            finally:
+                self.con.unregister("_callqa_keys")
+        for table, frame in frames.items():
+            insert_frame(self.con, table, frame)
+
+
+def call_frame(record: CallRecord, run_id: str) -> pd.DataFrame:
+    s = record.source
+    return pd.DataFrame(
+        [{
+            "call_id": s.call_id, "source_path": s.path, "audio_sha256": s.audio_sha256, "agent_id": s.agent_id,
+            "started_at": s.started_at, "duration_s": record.duration_s, "channels": record.channels,
+            "sample_rate": record.sample_rate, "codec": record.codec, "speaker_mode": record.speaker_mode,
+            "model": record.model, "status": record.status, "error": record.error, "run_id": run_id,
+            "ingested_at": datetime.now(), "extra": json.dumps(s.extra, default=str), "redacted": record.redacted,
+            "size_bytes": s.size_bytes, "metadata_from": s.metadata_from,
+        }]
+    ).astype({"started_at": "datetime64[us]"})
+
+
+def transcript_frames(call_id: str, analysed: AnalysedCall) -> dict[str, pd.DataFrame]:
+    transcript: Transcript = analysed.transcript
+    utterances = pd.DataFrame(
+        [(call_id, u.seq, u.speaker, u.start, u.end, u.text, u.confidence) for u in transcript.utterances],
+        columns=["call_id", "seq", "speaker", "start_s", "end_s", "text", "confidence"],
+    )
+    words = pd.DataFrame(
+        [(call_id, u.seq, i, w.word, w.start, w.end, w.probability)
+         for u in transcript.utterances for i, w in enumerate(u.words)],
+        columns=["call_id", "utterance_seq", "idx", "word", "start_s", "end_s", "probability"],
+    )
+    tokens = pd.DataFrame([t._asdict() for t in analysed.tokens])
+    if not tokens.empty:
+        tokens.insert(0, "call_id", call_id)
+    metrics = pd.DataFrame(
+        [(call_id, name, m.value, m.start_s, m.end_s) for name, m in analysed.metrics.items()],
+        columns=["call_id", "metric", "value", "start_s", "end_s"],
+    )
+    return {"utterances": utterances, "words": words, "tokens": tokens, "call_metrics": metrics}
+
+
+def evaluation_frames(evaluations: list[Evaluation], run_id: str) -> dict[str, pd.DataFrame]:
+    now = datetime.now()
+    evals = pd.DataFrame(
+        [(e.call_id, e.rubric_id, e.rubric_version, e.rubric_sha256, e.score, e.passed, e.auto_failed, now, run_id)
+         for e in evaluations],
+        columns=["call_id", "rubric_id", "rubric_version", "rubric_sha256", "score", "passed", "auto_failed",
+                 "evaluated_at", "run_id"],
+    )
+    sections = pd.DataFrame(
+        [(e.call_id, e.rubric_id, e.rubric_sha256, sid, score) for e in evaluations
+         for sid, score in e.section_scores.items()],
+        columns=["call_id", "rubric_id", "rubric_sha256", "section_id", "score"],
+    )
+    results = pd.DataFrame(
+        [(e.call_id, e.rubric_id, e.rubric_sha256, r.section_id, r.criterion_id, r.outcome, r.weight, r.value,
+          r.evidence.speaker, r.evidence.start_s, r.evidence.end_s, r.evidence.text)
+         for e in evaluations for r in e.results],
+        columns=["call_id", "rubric_id", "rubric_sha256", "section_id", "criterion_id", "outcome", "weight", "value",
+                 "evidence_speaker", "evidence_start_s", "evidence_end_s", "evidence_text"],
+    )
+    return {"evaluations": evals, "section_scores": sections, "criterion_results": results}
