@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator, List, Optional
 
@@ -163,6 +164,63 @@ def rubric_check(files: List[Path] = typer.Argument(..., help="Rubric YAML files
     with _run():
         if problems:
             raise RubricError(problems)
+
+
+def _echo(text: str) -> None:
+    typer.echo(text, nl=not text.endswith("\n"))
+
+
+@app.command()
+def scorecard(
+    agent: List[str] = typer.Option([], "--agent", help="Only this agent (repeatable) [default: all]."),
+    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD."),
+    until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"],
+                                             help="Last day (included), YYYY-MM-DD."),
+    by: Optional[str] = typer.Option(None, "--by", help="One row per day|week|month [default: the whole range]."),
+    rubric: Optional[str] = typer.Option(None, "--rubric", help="Rubric id (its latest version) or ID@VERSION "
+                                         "[default: every rubric]."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="table|csv|json|xlsx|parquet|html "
+                                      "[default: from the -o suffix, else table]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to FILE [default: the terminal]."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Per-agent scorecards: a table on the terminal, or files for trainers (the html report prints on A4)."""
+    from .export import ScorecardQuery, write_scorecard
+    from .store import Store
+
+    with _run(), Store(db, read_only=True) as store:
+        query = ScorecardQuery(tuple(agent), since and since.date(), until and until.date(), by, rubric)
+        text = write_scorecard(store, query, fmt, output)
+        if text is not None:
+            _echo(text)
+
+
+@app.command()
+def show(
+    call_id: str = typer.Argument(..., help="The call's id (calls.call_id)."),
+    fmt: str = typer.Option("text", "--format", help="text|json."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """One call: transcript with speakers and times, call metrics, every criterion's outcome and evidence."""
+    from .query import render_call, show_call
+    from .store import Store
+
+    with _run(), Store(db, read_only=True) as store:
+        _echo(render_call(show_call(store, call_id), fmt))
+
+
+@app.command()
+def sql(
+    statement: Optional[str] = typer.Argument(None, help="SQL to run; '-' or none: read it from stdin."),
+    fmt: str = typer.Option("table", "--format", help="table|csv|json."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Run read-only SQL on the database (tables and views: see README); statements that write are refused."""
+    from .export import render_frame
+    from .query import run_sql
+
+    with _run():
+        _echo(render_frame(run_sql(db, sys.stdin.read() if statement in (None, "-") else statement), fmt))
 
 
 def main() -> None:

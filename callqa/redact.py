@@ -7,7 +7,7 @@ Detection is the union of three layers:
   ("five five five, one two one two", "oh", "double five"), dates, spelled names ("S M I T H",
   "S as in Sam"), street addresses, e-mails ("john at gmail dot com") and names after cues ("my name is").
 
-Policy decisions (see also the module README section in the report of issue 7):
+Policy decisions (issue 7):
 - Every person name is PHI, staff and providers included, except what the allow-list keeps (the agent's
   own name, the clinic's name).
 - A date with a day, a month and a year is [DOB]: HIPAA Safe Harbor removes all date elements but the year
@@ -81,11 +81,14 @@ _CONTEXT_LABEL = {
     **dict.fromkeys("zip zipcode postal".split(), "ADDRESS"),
     **dict.fromkeys("phone cell mobile telephone call reach callback fax text landline".split(), "PHONE"),
 }
+_PAYMENT_WORDS = {"visa", "mastercard", "amex", "credit", "debit"}
 _CONTEXT_WINDOW = 10  # word tokens looked back for a context word
 _DOB_CONTEXT = re.compile(r"\b(?:birth|born|dob|d\.o\.b|birthday|birthdate)\b", re.IGNORECASE)
 
 # ---------------------------------------------------------------- a tiny tokenizer with offsets
-_TOKEN = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?|[^\sA-Za-z0-9]")
+# Codes written with inner hyphens or dots ("HMO-5547-2210", "555.214.9087") stay one token so that their
+# letters go with their digits.
+_TOKEN = re.compile(r"(?=[\w.-]*\d)[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)+|[A-Za-z0-9]+(?:'[A-Za-z]+)?|[^\sA-Za-z0-9]")
 
 
 class _Tok(NamedTuple):
@@ -101,23 +104,33 @@ def _tokens(text: str) -> list[_Tok]:
 
 def _context_label(toks: list[_Tok], before: int) -> str | None:
     words = [t.low for t in toks[max(0, before - 3 * _CONTEXT_WINDOW) : before] if t.low[0].isalnum()]
-    for word in reversed(words[-_CONTEXT_WINDOW:]):
-        if word in _CONTEXT_LABEL:
-            return _CONTEXT_LABEL[word]
-    return None
+    window = words[-_CONTEXT_WINDOW:]
+    labels = [_CONTEXT_LABEL[w] for w in reversed(window) if w in _CONTEXT_LABEL]
+    if not labels:
+        return None
+    # A bare "card" next to "insurance"/"member"/"id" is an insurance card, whose number is a member id.
+    if labels[0] == "CARD" and "ID" in labels and not _PAYMENT_WORDS.intersection(window):
+        return "ID"
+    return labels[0]
 
 
 # ---------------------------------------------------------------- spoken and written digit sequences
 _RUN_SEPARATORS = {",", "-", ".", "(", ")", "/", "+", "#", "dash", "hyphen"}
 
 
+def _is_code_prefix(word: str) -> bool:
+    return word.lower() not in _CONTEXT_LABEL and word not in _COMMON_INITIALISMS
+
+
 def _number_element(toks: list[_Tok], i: int, in_run: bool) -> tuple[int, int, int] | None:
     """(tokens consumed, digits, letters) of the number element starting at toks[i], or None."""
     tok = toks[i]
     nxt = toks[i + 1].low if i + 1 < len(toks) else ""
+    if tok.low == "<date>":
+        return None
     if tok.text.isdigit():
         return 1, len(tok.text), 0
-    if tok.text.isalnum() and any(c.isdigit() for c in tok.text) and len(tok.text) >= 4:
+    if any(c.isdigit() for c in tok.text) and sum(c.isalnum() for c in tok.text) >= 4:
         return 1, sum(c.isdigit() for c in tok.text), sum(c.isalpha() for c in tok.text)
     if tok.low in _DIGIT_WORDS:
         return 1, 1, 0
@@ -135,6 +148,8 @@ def _number_element(toks: list[_Tok], i: int, in_run: bool) -> tuple[int, int, i
         return 2, 2 if tok.low == "double" else 3, 0
     if len(tok.text) == 1 and tok.text.isalpha():
         return 1, 0, 1
+    if 2 <= len(tok.text) <= 4 and tok.text.isalpha() and tok.text.isupper() and _is_code_prefix(tok.text):
+        return 1, 0, len(tok.text)  # the letters of an id: "ZQW 4418 2290", "CL dash nine nine"
     return None
 
 
@@ -167,10 +182,17 @@ def _number_runs(toks: list[_Tok]) -> Iterable[list[_Element]]:
             i += 1
 
 
+def _is_interjection(toks: list[_Tok], i: int) -> bool:
+    """"Oh" opening a sentence or followed by a comma is an interjection, not a zero."""
+    if toks[i].low not in ("oh", "o"):
+        return False
+    opens = i == 0 or toks[i - 1].low in (".", "!", "?", ",")
+    return opens or (i + 1 < len(toks) and toks[i + 1].low in (",", "."))
+
+
 def _trim_run(toks: list[_Tok], run: list[_Element]) -> list[_Element]:
-    # A leading "oh" is an interjection far more often than a zero, and a lone "a"/"I" at either end is
-    # English, not part of an id.
-    while run and toks[run[0].first].low in ("oh", "o", "a", "i"):
+    # A lone "a"/"I" at either end is English, not part of an id.
+    while run and (toks[run[0].first].low in ("a", "i") or _is_interjection(toks, run[0].first)):
         run = run[1:]
     while run and toks[run[-1].last].low in ("a", "i"):
         run = run[:-1]
@@ -188,8 +210,12 @@ def _label_for_digits(digits: int, context: str | None) -> str | None:
 
 
 def find_digit_sequences(text: str) -> list[PhiSpan]:
-    """Phone, card, SSN, member/record ids and ZIP codes, written as digits or spoken as words."""
-    toks = _tokens(text)
+    """Phone, card, SSN, member/record ids and ZIP codes, written as digits or spoken as words.
+
+    A full date ends a run: "10/14/1988, 555-301-7722" is a date and a phone, not an 18-digit card.
+    """
+    dates = [m.span() for m in _DATE.finditer(text) if _has_year(m)]
+    toks = [t._replace(low="<date>") if any(a <= t.start < b for a, b in dates) else t for t in _tokens(text)]
     spans = []
     for run in _number_runs(toks):
         run = _trim_run(toks, run)
@@ -217,32 +243,37 @@ _YEAR = (
     rf"|(?:oh|o)[\s-](?:{'|'.join(_UNITS)})|{_SPOKEN_TENS_UNIT})"
 )
 _SEP = r"(?:\s*,\s*|\s+)"
-_DATE_WITH_YEAR = re.compile(
+_DATE = re.compile(
     rf"""\b(?:
         (?:{_MONTHS}){_SEP}(?:the\s+)?{_DAY}(?:{_SEP}(?:of\s+)?(?P<y1>{_YEAR}))?
       | (?:the\s+)?{_DAY}\s+of\s+(?:{_MONTHS})(?:{_SEP}(?P<y2>{_YEAR}))?
       | \d{{1,2}}[/.-]\d{{1,2}}[/.-](?P<y3>\d{{4}}|\d{{2}})
       | \d{{4}}-\d{{2}}-\d{{2}}(?P<y4>)
-      | (?:{_MONTHS})(?:\s+of)?\s+(?P<my>\d{{4}}|(?:nineteen|twenty)[\s-]{_SPOKEN_TENS_UNIT})
+      | (?:{_MONTHS})(?:\s+of)?\s+(?:\d{{4}}|(?:nineteen|twenty)[\s-]{_SPOKEN_TENS_UNIT})
+      | the\s+(?:\d{{1,2}}(?:st|nd|rd|th)|(?:(?:twenty|thirty)[\s-]?)?(?:{'|'.join(_ORDINALS)}))
     )\b""",
     re.IGNORECASE | re.VERBOSE,
 )
+
+
+def _has_year(m: re.Match) -> bool:
+    return any(m.group(g) is not None for g in ("y1", "y2", "y3", "y4"))
 
 
 def find_dates(text: str) -> list[PhiSpan]:
     """Full dates ([DOB]); month/day without a year only where the utterance talks about birth."""
     dob_context = _DOB_CONTEXT.search(text) is not None
     spans = []
-    for m in _DATE_WITH_YEAR.finditer(text):
-        has_year = any(m.group(g) is not None for g in ("y1", "y2", "y3", "y4"))
-        if has_year or dob_context:
+    for m in _DATE.finditer(text):
+        if _has_year(m) or dob_context:
             spans.append(PhiSpan(m.start(), m.end(), "DOB", "spoken_date"))
     return spans
 
 
 # ---------------------------------------------------------------- spelled names
 # Letter-by-letter spelling, "S as in Sam", "double L"; ASR writes "S M I T H", "S-M-I-T-H" or "S. M. I."
-_LETTER = r"(?:double\s+)?[A-Za-z](?:\s+(?:as\s+in|like)\s+[A-Za-z]+)?"
+_EXAMPLE_WORD = r"\s+(?:as\s+in|like)\s+[A-Za-z]+"  # "S as in Sam"
+_LETTER = rf"(?:double\s+)?[A-Za-z](?:{_EXAMPLE_WORD})?"
 _SPELLED = re.compile(rf"(?<![\w'])({_LETTER}(?:(?:\s*[,.-]\s*|\s+)(?:and\s+)?{_LETTER})*)(?![\w'])\.?")
 _SPELL_CONTEXT = re.compile(r"\b(?:spell|spelled|spelling|name|that's|thats|letters?)\b", re.IGNORECASE)
 _COMMON_INITIALISMS = {
@@ -250,19 +281,26 @@ _COMMON_INITIALISMS = {
     "HMO", "PPO", "ATM", "ASAP", "TV", "OK", "IV", "CVS", "CBC", "UTI", "ADHD", "COPD", "ABC", "OBGYN", "GP",
     "PA", "NP", "RN", "MD", "DO", "OB", "GYN", "PCP", "UK", "US", "ET", "PST", "EST",
 }  # fmt: skip
+_SPELLED_LETTER = re.compile(rf"(?<![\w'])(double\s+)?([A-Za-z])(?:{_EXAMPLE_WORD})?(?![\w'])", re.IGNORECASE)
 
 
 def find_spelled_names(text: str) -> list[PhiSpan]:
+    """Spelled runs, and the word they spell wherever it also occurs ("Nguyen, N G U Y E N")."""
     spell_context = _SPELL_CONTEXT.search(text) is not None
     spans = []
     for m in _SPELLED.finditer(text):
-        letters = re.findall(r"(?<![\w'])[A-Za-z](?![\w'])", re.sub(r"\b(?:as\s+in|like)\s+\w+", "", m.group(1)))
-        joined = "".join(letters).upper()
+        letters = _SPELLED_LETTER.findall(m.group(1))
+        spelled = "".join(letter * (2 if double else 1) for double, letter in letters).upper()
         with_example = re.search(r"\b(?:as\s+in|like)\s", m.group(1), re.IGNORECASE) is not None
-        if set(joined) <= {"A", "I"} or joined in _COMMON_INITIALISMS:
+        if set(spelled) <= {"A", "I"} or spelled in _COMMON_INITIALISMS:
             continue
         if len(letters) >= 3 or with_example or (len(letters) == 2 and spell_context):
             spans.append(PhiSpan(m.start(1), m.end(1), "NAME", "spelled_name"))
+            if len(spelled) >= 2:
+                spans += [
+                    PhiSpan(w.start(), w.end(), "NAME", "spelled_name")
+                    for w in re.finditer(rf"(?<![\w']){spelled}(?![\w'])", text, re.IGNORECASE)
+                ]
     return spans
 
 
@@ -284,7 +322,8 @@ _STRONG_NAME_CUE = re.compile(
 )
 # After these cues only Capitalised words count.
 _WEAK_NAME_CUE = re.compile(
-    r"\b(?:this\s+is|i'm|i\s+am|speaking\s+with|speak\s+(?:to|with)|talking\s+to|calling\s+(?:for|about)"
+    r"\b(?:this\s+is|i'm|i\s+am|he's|she's|he\s+is|she\s+is"
+    r"|speaking\s+with|speak\s+(?:to|with)|talking\s+to|calling\s+(?:for|about)"
     r"|patient|mr|mrs|ms|miss|dr|doctor|nurse"
     r"|my\s+(?:son|daughter|wife|husband|mother|father|mom|dad|child|kid|brother|sister|partner|grandson"
     r"|granddaughter|grandmother|grandfather))\.?\s*,?\s+",
@@ -328,21 +367,25 @@ _STREET_SUFFIX = (
     r"pl\.?|terrace|circle|parkway|pkwy\.?|highway|hwy\.?|trail|square|loop|crescent|alley|pike|route"
 )
 _HOUSE_NUMBER = rf"(?:\d+[A-Za-z]?|{_NUM_WORDS_RE})"
-_UNIT = rf"(?:\s*,?\s*(?:apartment|apt\.?|unit|suite|ste\.?|number|\#)\s*(?:number\s+)?\#?\s*(?:\d+|{_NUM_WORDS_RE}|[A-Za-z]\b)(?:\s*[A-Za-z]\b)?)"
+_UNIT = (
+    rf"(?:\s*,?\s*(?:apartment|apt\.?|unit|suite|ste\.?|number|\#)\s*(?:number\s+)?\#?\s*"
+    rf"(?:\d+|{_NUM_WORDS_RE}|[A-Za-z]\b)(?:\s*[A-Za-z]\b)?)"
+)
 _STATES = (
     "alabama|alaska|arizona|arkansas|california|colorado|connecticut|delaware|florida|georgia|hawaii|idaho|"
     "illinois|indiana|iowa|kansas|kentucky|louisiana|maine|maryland|massachusetts|michigan|minnesota|"
     "mississippi|missouri|montana|nebraska|nevada|new hampshire|new jersey|new mexico|new york|"
     "north carolina|north dakota|ohio|oklahoma|oregon|pennsylvania|rhode island|south carolina|south dakota|"
     "tennessee|texas|utah|vermont|virginia|washington|west virginia|wisconsin|wyoming|[A-Z]{2}"
-)
+).replace(" ", r"\s+")  # the address pattern is verbose, where a bare space means nothing
 _ADDRESS = re.compile(
     rf"""\b(?:
         {_HOUSE_NUMBER}\s+(?:(?:north|south|east|west|n|s|e|w)\.?\s+)?
         (?:(?:[A-Za-z][a-z']*|\d+(?:st|nd|rd|th))\s+){{1,3}}?(?:{_STREET_SUFFIX})\b
         (?:\s+(?:north|south|east|west|northeast|northwest|southeast|southwest))?
         {_UNIT}?
-        (?:\s*,\s*(?-i:[A-Z][a-z]+(?:\s+[A-Z][a-z]+){{0,2}})(?:\s*,?\s*(?:{_STATES}))?(?:\s*,?\s*\d{{5}}(?:-\d{{4}})?)?)?
+        (?:\s*,\s*(?-i:[A-Z][a-z]+(?:\s+[A-Z][a-z]+){{0,2}})           # city
+           (?:\s*,?\s*(?:{_STATES}))?(?:\s*,?\s*\d{{5}}(?:-\d{{4}})?)?)?  # state, ZIP
       | p\.?\s?o\.?\s+box\s+{_HOUSE_NUMBER}
       | (?:apartment|apt\.?)\s*(?:number\s+)?\#?\s*(?:\d+[A-Za-z]?|{_NUM_WORDS_RE})(?:\s*[A-Za-z]\b)?
     )""",
@@ -359,15 +402,26 @@ _TLD = r"com|org|net|edu|gov|us|io|co|info|biz|me|uk|ca"
 _EMAIL_JOIN = r"(?:\s*(?:\.|_|-|dot|underscore|dash|hyphen)\s*)"
 _SPOKEN_EMAIL = re.compile(
     rf"""(?:(?<![\w'])(?:[A-Za-z0-9]\s+){{1,12}})?   # a spelled local part: "j o h n"
-        (?<![\w'])[A-Za-z0-9]+(?:{_EMAIL_JOIN}[A-Za-z0-9]+)*
+        (?<![\w'])[A-Za-z0-9]+(?:{_EMAIL_JOIN}[A-Za-z0-9]+|\s+(?:{_NUMBER_WORD})\b)*
         \s*(?:@|\bat\b|\bat\s+sign\b)\s*
         [A-Za-z0-9-]+(?:{_EMAIL_JOIN}[A-Za-z0-9-]+)*?(?:\s*(?:\.|dot)\s*)(?:{_TLD})\b""",
     re.IGNORECASE | re.VERBOSE,
 )
 
 
+_WORD_BEFORE = re.compile(r"(?<![\w'])([A-Za-z][A-Za-z']*)\s+$")
+
+
 def find_spoken_emails(text: str) -> list[PhiSpan]:
-    return [PhiSpan(m.start(), m.end(), "EMAIL", "spoken_email") for m in _SPOKEN_EMAIL.finditer(text)]
+    spans = []
+    for m in _SPOKEN_EMAIL.finditer(text):
+        start = m.start()
+        # "hector ochoa at gmail dot com": a spoken local part may be two words without a "dot".
+        before = _WORD_BEFORE.search(text, 0, start)
+        if before is not None and before.group(1).lower() not in _NOT_NAMES:
+            start = before.start(1)
+        spans.append(PhiSpan(start, m.end(), "EMAIL", "spoken_email"))
+    return spans
 
 
 OWN_RECOGNIZERS = (find_digit_sequences, find_dates, find_spelled_names, find_cued_names, find_addresses,
@@ -432,6 +486,15 @@ def _build_analyzer(nlp: Language):
     return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
 
 
+def _unlikely_person(span_text: str) -> bool:
+    """spaCy's small model calls many lower-case or ordinary words PERSON ("zip code", "Email").
+
+    Lower-case names are left to the cue recognizer, which knows when a name is coming.
+    """
+    words = re.findall(r"[A-Za-z][A-Za-z'-]*", span_text)
+    return not any(w[0].isupper() for w in words) or all(w.lower() in _NOT_NAMES for w in words)
+
+
 # ---------------------------------------------------------------- merging and the allow-list
 def _merge(spans: Iterable[PhiSpan]) -> list[PhiSpan]:
     """Union of overlapping spans; the label of the longest member wins, then the more specific label."""
@@ -492,15 +555,22 @@ class Redactor:
         results = self._analyzer.analyze(
             doc.text, language="en", nlp_artifacts=artifacts, score_threshold=_PRESIDIO_MIN_SCORE
         )
-        return [
-            PhiSpan(r.start, r.end, _PRESIDIO_LABEL[r.entity_type], f"presidio:{r.recognition_metadata.get('recognizer_name', '')}")
-            for r in results
-            if r.entity_type in _PRESIDIO_LABEL
-        ]
+        spans = []
+        for r in results:
+            if r.entity_type not in _PRESIDIO_LABEL or (
+                r.entity_type == "PERSON" and _unlikely_person(doc.text[r.start : r.end])
+            ):
+                continue
+            source = f"presidio:{r.recognition_metadata.get('recognizer_name', '')}"
+            spans.append(PhiSpan(r.start, r.end, _PRESIDIO_LABEL[r.entity_type], source))
+        return spans
 
     def _find_in_doc(self, doc: Doc) -> list[PhiSpan]:
         text = doc.text
-        found = self._presidio_spans(doc) + [s for recognizer in OWN_RECOGNIZERS for s in recognizer(text)]
+        return self._kept(text, self._presidio_spans(doc) + [s for find in OWN_RECOGNIZERS for s in find(text)])
+
+    def _kept(self, text: str, found: Iterable[PhiSpan]) -> list[PhiSpan]:
+        """Merged spans, less edge punctuation and what the allow-list keeps."""
         allowed = _allowed_ranges(text, self._allow)
         kept = []
         for span in found:
@@ -508,6 +578,28 @@ class Redactor:
             if span is not None and not any(a <= span.start and span.end <= b for a, b in allowed):
                 kept.append(span)
         return _merge(kept)
+
+    def find_call(self, texts: Sequence[str], docs: Sequence[Doc | None] | None = None) -> list[list[PhiSpan]]:
+        """``find_many`` over the utterances of one call, plus every other mention of a name found once.
+
+        "my name is michael brown" is caught by its cue; the agent's later "thanks, michael" has none.
+        """
+        all_spans = self.find_many(texts, docs)
+        names = {
+            word.lower()
+            for text, spans in zip(texts, all_spans)
+            for span in spans
+            if span.label == "NAME"
+            for word in re.findall(r"[A-Za-z][A-Za-z'-]+", text[span.start : span.end])
+            if word.lower() not in _NOT_NAMES
+        }
+        if not names:
+            return all_spans
+        echo = re.compile(rf"(?<![\w'])(?:{'|'.join(map(re.escape, names))})(?![\w'])", re.IGNORECASE)
+        return [
+            self._kept(text, [*spans, *(PhiSpan(m.start(), m.end(), "NAME", "call_name") for m in echo.finditer(text))])
+            for text, spans in zip(texts, all_spans)
+        ]
 
     def find(self, text: str, doc: Doc | None = None) -> list[PhiSpan]:
         """PHI spans in ``text``, sorted and non-overlapping. ``doc``: a spaCy Doc of exactly this text."""
@@ -528,7 +620,7 @@ class Redactor:
 
     # -- replacement
     def redact_text(self, text: str, doc: Doc | None = None) -> str:
-        return _replace(text, self.find(text, doc))
+        return replace_spans(text, self.find(text, doc))
 
     def redact_transcript(self, transcript: Transcript, docs: Sequence[Doc | None] | None = None) -> Transcript:
         """Redacted copy: utterance text and words. A redacted run of words becomes one Word spanning their times.
@@ -545,14 +637,21 @@ class Redactor:
         ``idx``/``head`` are renumbered within the utterance.
         """
         utterances = analysed.transcript.utterances
-        all_spans = self.find_many([u.text for u in utterances], docs)
+        all_spans = self.find_call([u.text for u in utterances], docs)
         spans_by_seq = {u.seq: s for u, s in zip(utterances, all_spans)}
         tokens_by_seq: dict[int, list[Token]] = {}
         for token in analysed.tokens:
             tokens_by_seq.setdefault(token.utterance_seq, []).append(token)
+        texts_by_seq = {u.seq: u.text for u in utterances}
         tokens: list[Token] = []
         for seq, utterance_tokens in tokens_by_seq.items():
-            tokens.extend(_redact_tokens(utterance_tokens, spans_by_seq.get(seq, [])))
+            spans = spans_by_seq.get(seq, [])
+            token_text = "".join(t.text + " " * t.whitespace for t in utterance_tokens).rstrip(" ")
+            if token_text != texts_by_seq.get(seq):
+                # Tokens that do not spell their utterance (not from analyse) are searched on their own.
+                log.warning("utterance %d: tokens do not spell its text; redacting them separately", seq)
+                spans = self.find(token_text)
+            tokens.extend(_redact_tokens(utterance_tokens, spans))
         transcript = analysed.transcript._replace(utterances=self._redact_utterances(utterances, docs, all_spans))
         return analysed._replace(transcript=transcript, tokens=tuple(tokens))
 
@@ -563,7 +662,7 @@ class Redactor:
         all_spans: list[list[PhiSpan]] | None = None,
     ) -> tuple[Utterance, ...]:
         if all_spans is None:
-            all_spans = self.find_many([u.text for u in utterances], docs)
+            all_spans = self.find_call([u.text for u in utterances], docs)
         redacted = []
         for utterance, spans in zip(utterances, all_spans):
             word_spans = spans
@@ -576,8 +675,9 @@ class Redactor:
         return tuple(redacted)
 
 
-def _replace(text: str, spans: Sequence[PhiSpan], offset: int = 0) -> str:
-    """``text`` with each span (offsets relative to ``text`` + ``offset``) replaced by its placeholder."""
+def replace_spans(text: str, spans: Sequence[PhiSpan], offset: int = 0) -> str:
+    """``text`` with each span (sorted, disjoint; ``span.start - offset`` indexes ``text``) replaced by its
+    placeholder. Offsets let a quote cut from an utterance be redacted with the utterance's own spans."""
     out, pos = [], 0
     for span in spans:
         start, end = span.start - offset, span.end - offset
@@ -618,7 +718,7 @@ def _char_ranges(pieces: Sequence[str], first_offset: int) -> tuple[list[int], l
 
 def _redact_utterance(utterance: Utterance, spans: Sequence[PhiSpan], word_spans: Sequence[PhiSpan]) -> Utterance:
     """``word_spans``: spans in ``"".join(words).strip()``, which is ``text`` by the records contract."""
-    text = _replace(utterance.text, spans)
+    text = replace_spans(utterance.text, spans)
     if not utterance.words or not word_spans:
         return utterance._replace(text=text)
     joined = "".join(w.word for w in utterance.words)
@@ -626,7 +726,7 @@ def _redact_utterance(utterance: Utterance, spans: Sequence[PhiSpan], word_spans
     words = list(utterance.words)
     for first, last, group_spans in reversed(list(_overlapping_groups(starts, ends, word_spans))):
         run = words[first : last + 1]
-        merged = _replace("".join(w.word for w in run), group_spans, offset=starts[first])
+        merged = replace_spans("".join(w.word for w in run), group_spans, offset=starts[first])
         # The run's confidence is that of its least certain word.
         words[first : last + 1] = [Word(merged, run[0].start, run[-1].end, min(w.probability for w in run))]
     return utterance._replace(text=text, words=tuple(words))
@@ -670,7 +770,7 @@ def _redact_tokens(tokens: Sequence[Token], spans: Sequence[PhiSpan]) -> list[To
         # head lies outside the run).
         root = next((t for t in run if not first <= position.get(t.head, -1) <= last), run[0])
         source = "".join(t.text + " " * t.whitespace for t in run[:-1]) + run[-1].text
-        text = _replace(source, group_spans, offset=starts[first])
+        text = replace_spans(source, group_spans, offset=starts[first])
         out.append(
             renumbered(root)._replace(
                 idx=new_index[first], text=text, lemma=text, norm=text, whitespace=run[-1].whitespace,

@@ -140,10 +140,63 @@ TABLES: dict[str, tuple[str, str, dict[str, str]]] = {
 }
 
 
+# Columns that mean the same in every table that has them; a table's own comment wins.
+COMMON_COLUMNS = {
+    "call_id": "The call (calls.call_id).",
+    "rubric_id": "Rubric id from the rubric file.",
+    "rubric_version": "Rubric version from the rubric file.",
+    "rubric_sha256": "SHA-256 of the rubric file's bytes (rubrics.rubric_sha256): identifies the exact rubric text.",
+    "section_id": "Rubric section id.",
+    "criterion_id": "Rubric criterion id.",
+    "weight": "Weight of the criterion within its section.",
+    "utterance_seq": "utterances.seq of the utterance this row belongs to.",
+    "speaker": "agent, customer, or unknown (mono recordings).",
+    "text": "Token text as recognised (PHI redacted).",
+    "start_s": "Start, seconds from the beginning of the call.",
+    "end_s": "End, seconds from the beginning of the call.",
+    "run_id": "Run that wrote the row (runs.run_id).",
+    "audio_sha256": "SHA-256 of the recording's bytes.",
+    "evidence_end_s": "Where the evidence ends, seconds from the beginning of the call.",
+    "evaluated_at": "When the call was scored against this rubric.",
+    "ingested_at": "When the call was stored.",
+    "first_seen_at": "When callqa first saw the recording under this path.",
+    "first_used_at": "When a call was first scored against this rubric version.",
+    "size_bytes": "Size of the recording in bytes.",
+    "version": "callqa version that ran (runs) or the rubric's version number (rubrics).",
+    "started_at": "When the run or call started.",
+    "finished_at": "When the run finished; NULL while running or after a crash.",
+    "audio_seconds": "Audio transcribed in the run, in seconds.",
+    "wall_seconds": "Wall-clock duration of the run, in seconds.",
+    "name": "Human-readable rubric name.",
+    "pass_mark": "Overall score needed to pass, 0-100.",
+    "whitespace": "True when a space follows the token.",
+    "lemma": "spaCy lemma of the token.",
+    "norm": "spaCy norm (normalised form) of the token.",
+    "pos": "Universal part-of-speech tag.",
+    "tag": "Fine-grained part-of-speech tag.",
+    "dep": "Dependency label.",
+}
+
+
+def _column_names(columns: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in columns:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return [p.split()[0] for p in parts if p.split() and p.split()[0].upper() != "PRIMARY"]
+
+
 def _table_ddl(name: str) -> list[str]:
     columns, comment, column_comments = TABLES[name]
     statements = [f"CREATE TABLE {name} ({columns})", f"COMMENT ON TABLE {name} IS {_quote(comment)}"]
-    statements += [f"COMMENT ON COLUMN {name}.{col} IS {_quote(text)}" for col, text in column_comments.items()]
+    for col in _column_names(columns):
+        text = column_comments.get(col) or COMMON_COLUMNS[col]
+        statements.append(f"COMMENT ON COLUMN {name}.{col} IS {_quote(text)}")
     return statements
 
 

@@ -98,6 +98,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     if current == 0:
         con.execute("CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR)")
         con.execute("COMMENT ON TABLE schema_info IS 'callqa bookkeeping: the schema version of this file.'")
+        con.execute("COMMENT ON COLUMN schema_info.key IS 'Setting name; version holds the schema version.'")
+        con.execute("COMMENT ON COLUMN schema_info.value IS 'Setting value.'")
     for version in range(current + 1, SCHEMA_VERSION + 1):
         with transaction(con):
             for statement in MIGRATIONS[version]:

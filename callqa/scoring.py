@@ -1,0 +1,160 @@
+"""From a transcript to stored rows: analyse with spaCy, score against every rubric, redact PHI.
+
+Scoring runs on the unredacted text in memory; only redacted text and evidence leave this module.
+Rescoring works from the stored (redacted) tokens and never reruns the spaCy pipeline.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+from pathlib import Path
+from typing import Iterable, NamedTuple, Sequence
+
+import pandas as pd
+
+from .analyse import analyse_many, analysed_from_tokens
+from .nlp import load_nlp
+from .records import AnalysedCall, Evaluation, MetricValue, Token, Transcript, Utterance, Word
+from .redact import PhiSpan, Redactor, placeholder
+from .rubric import Rubric, default_rubric_path, load_rubric
+from .score import CompiledRubric, compile_rubric, evaluate
+from .store import RubricRow, Store, transaction
+
+log = logging.getLogger("callqa")
+
+
+class LoadedRubric(NamedTuple):
+    rubric: Rubric
+    compiled: CompiledRubric
+    text: str
+
+
+def rubric_row(loaded: LoadedRubric) -> RubricRow:
+    r = loaded.rubric
+    sections = [{"id": s.id, "name": s.name or s.id, "weight": s.weight} for s in r.sections]
+    return RubricRow(r.sha256, r.id, r.version, r.name or r.id, r.pass_mark, sections, loaded.text)
+
+
+def phi_display(tokens: Sequence[Token], utterances: Sequence[Utterance],
+                spans: Sequence[Sequence[PhiSpan]]) -> list[str]:
+    """What each token shows in an evidence quote: its text, a placeholder for the first token of a PHI span,
+    or nothing for the rest of that span."""
+    spans_by_seq = {u.seq: list(s) for u, s in zip(utterances, spans)}
+    display: list[str] = []
+    for seq, group in itertools.groupby(tokens, key=lambda t: t.utterance_seq):
+        group = list(group)
+        utterance_spans = spans_by_seq.get(seq, [])
+        starts = [s.start for s in utterance_spans]
+        offsets = itertools.accumulate((len(t.text) + t.whitespace for t in group), initial=0)
+        shown: set[int] = set()
+        for token, start in zip(group, offsets):
+            end = start + len(token.text)
+            k = bisect.bisect_right(starts, end - 1) - 1
+            if k >= 0 and utterance_spans[k].end > start:
+                display.append("" if k in shown else placeholder(utterance_spans[k].label))
+                shown.add(k)
+            else:
+                display.append(token.text)
+    return display
+
+
+class Scorer:
+    """Holds the spaCy pipeline, the compiled rubrics and the redactor, each loaded once per process."""
+
+    def __init__(self, rubrics: Sequence[LoadedRubric], redactor: Redactor | None):
+        self.rubrics = tuple(rubrics)
+        self.redactor = redactor
+        self.nlp = load_nlp()
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[Path], redact: bool = True, allow_list: Sequence[str] = ()) -> "Scorer":
+        nlp = load_nlp()
+        loaded = []
+        for path in list(paths) or [default_rubric_path()]:
+            rubric = load_rubric(path)
+            loaded.append(LoadedRubric(rubric, compile_rubric(rubric, nlp), Path(path).read_text(encoding="utf-8")))
+        return cls(loaded, Redactor(nlp, allow_list=tuple(allow_list)) if redact else None)
+
+    def save_rubrics(self, store: Store) -> None:
+        for loaded in self.rubrics:
+            store.save_rubric(rubric_row(loaded))
+
+    def score(self, transcript: Transcript) -> tuple[AnalysedCall, tuple[Evaluation, ...]]:
+        """(the analysed call to store, its evaluations), both redacted unless redaction is off."""
+        analysis = next(analyse_many([transcript], self.nlp, ner=self.redactor is not None))
+        call, docs = analysis.call, analysis.docs
+        if self.redactor is None:
+            return call, tuple(evaluate(call, r.compiled, docs) for r in self.rubrics)
+        spans = self.redactor.find_call([u.text for u in transcript.utterances], docs)
+        display = phi_display(call.tokens, transcript.utterances, spans)
+        evaluations = tuple(evaluate(call, r.compiled, docs, display=display) for r in self.rubrics)
+        return self.redactor.redact_analysed(call, docs), evaluations
+
+    def rescore_missing(self, store: Store, call_ids: Sequence[str], run_id: str) -> int:
+        """Score stored calls that lack an evaluation for one of the current rubrics; returns calls rescored."""
+        missing = set()
+        for loaded in self.rubrics:
+            done = {row[0] for row in store.con.execute(
+                "SELECT call_id FROM evaluations WHERE rubric_sha256 = ? AND call_id IN (SELECT unnest(?))",
+                [loaded.rubric.sha256, list(call_ids)]).fetchall()}
+            missing |= set(call_ids) - done
+        if missing:
+            self.rescore(store, sorted(missing), run_id)
+        return len(missing)
+
+    def rescore(self, store: Store, call_ids: Sequence[str], run_id: str) -> int:
+        """Evaluate stored calls against every rubric from their stored tokens; one transaction per chunk."""
+        count = 0
+        for calls in load_analysed(store, call_ids):
+            evaluations = [evaluate(call, r.compiled) for call in calls for r in self.rubrics]
+            with transaction(store.con):
+                store.write_evaluations(evaluations, run_id)
+            count += len(calls)
+        return count
+
+
+RESCORE_CHUNK = 500
+
+
+def load_analysed(store: Store, call_ids: Sequence[str], chunk: int = RESCORE_CHUNK) -> Iterable[list[AnalysedCall]]:
+    """Stored calls rebuilt as AnalysedCall records (redacted text, stored tokens and metrics), in chunks."""
+    queries = {
+        "calls": "SELECT call_id, duration_s, speaker_mode FROM calls WHERE call_id IN (SELECT unnest(?))",
+        "utterances": "SELECT * FROM utterances WHERE call_id IN (SELECT unnest(?)) ORDER BY call_id, seq",
+        "words": "SELECT * FROM words WHERE call_id IN (SELECT unnest(?)) ORDER BY call_id, utterance_seq, idx",
+        "tokens": "SELECT * FROM tokens WHERE call_id IN (SELECT unnest(?)) ORDER BY call_id, utterance_seq, idx",
+        "call_metrics": "SELECT * FROM call_metrics WHERE call_id IN (SELECT unnest(?))",
+    }
+    for i in range(0, len(call_ids), chunk):
+        ids = list(call_ids[i:i + chunk])
+        frames = {name: store.con.execute(sql, [ids]).df() for name, sql in queries.items()}
+        per_call = {name: _by_call(frame) for name, frame in frames.items() if name != "calls"}
+        yield [_rebuild(call, {name: rows.get(call.call_id, frames[name].iloc[0:0]) for name, rows in per_call.items()})
+               for call in frames["calls"].itertuples(index=False)]
+
+
+def _by_call(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return {call_id: rows for call_id, rows in frame.groupby("call_id", sort=False)}
+
+
+def _rebuild(call, rows: dict[str, pd.DataFrame]) -> AnalysedCall:
+    words_by_seq: dict[int, list[Word]] = {}
+    for w in rows["words"].itertuples(index=False):
+        words_by_seq.setdefault(w.utterance_seq, []).append(Word(w.word, w.start_s, w.end_s, w.probability))
+    utterances = tuple(
+        Utterance(u.seq, u.speaker, u.start_s, u.end_s, u.text, u.confidence, tuple(words_by_seq.get(u.seq, ())))
+        for u in rows["utterances"].itertuples(index=False)
+    )
+    tokens = [Token(*row) for row in rows["tokens"][list(Token._fields)].itertuples(index=False)]
+    metrics = {
+        m.metric: MetricValue(_nan_none(m.value), _nan_none(m.start_s), _nan_none(m.end_s))
+        for m in rows["call_metrics"].itertuples(index=False)
+    }
+    transcript = Transcript(call.call_id, call.duration_s, call.speaker_mode, utterances)
+    return analysed_from_tokens(transcript, tokens, metrics)
+
+
+def _nan_none(value):
+    return None if value is None or pd.isna(value) else float(value)
