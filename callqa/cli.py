@@ -45,6 +45,12 @@ def _err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _quiet() -> bool:
+    from .console import is_quiet
+
+    return is_quiet()
+
+
 @contextmanager
 def _run() -> Iterator[None]:
     """Turn library errors into one clear line on stderr (or one per problem) and a documented exit code."""
@@ -127,6 +133,24 @@ def score(
         raise typer.Exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
 
 
+@app.command()
+def rescore(
+    db: Optional[Path] = DbOption,
+    rubric: List[Path] = typer.Option([], "--rubric", help="Rubric YAML (repeatable) [default: shipped clinic rubric]."),
+    since: Optional[datetime] = typer.Option(None, "--since", help="Only calls started on or after this date."),
+    until: Optional[datetime] = typer.Option(None, "--until", help="Only calls started before this date."),
+    agent: List[str] = typer.Option([], "--agent", help="Only this agent's calls (repeatable)."),
+) -> None:
+    """Score stored calls again from their stored transcripts (no audio, no ASR). Old evaluations are kept."""
+    from .rescore import rescore_db
+
+    with _run():
+        summary = rescore_db(db, rubric, since, until, agent, command=" ".join(sys.argv))
+        if not _quiet():
+            typer.echo(f"run {summary.run_id}: rescored {summary.calls} calls against "
+                       f"{', '.join(summary.rubrics)} in {summary.wall_seconds:.1f} s")
+
+
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
     """SIGINT/SIGTERM finish the current call, then stop the batch; a second signal aborts at once."""
@@ -172,16 +196,16 @@ def _echo(text: str) -> None:
 
 @app.command()
 def scorecard(
-    agent: List[str] = typer.Option([], "--agent", help="Only this agent (repeatable) [default: all]."),
+    agent: List[str] = typer.Option([], "--agent", help="Only this agent (repeatable) (default: all)."),
     since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD."),
     until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"],
                                              help="Last day (included), YYYY-MM-DD."),
-    by: Optional[str] = typer.Option(None, "--by", help="One row per day|week|month [default: the whole range]."),
+    by: Optional[str] = typer.Option(None, "--by", help="One row per day|week|month (default: the whole range)."),
     rubric: Optional[str] = typer.Option(None, "--rubric", help="Rubric id (its latest version) or ID@VERSION "
-                                         "[default: every rubric]."),
+                                         "(default: every rubric)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="table|csv|json|xlsx|parquet|html "
-                                      "[default: from the -o suffix, else table]."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to FILE [default: the terminal]."),
+                                      "(default: from the -o suffix, else table)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to FILE (default: the terminal)."),
     db: Optional[Path] = DbOption,
 ) -> None:
     """Per-agent scorecards: a table on the terminal, or files for trainers (the html report prints on A4)."""

@@ -20,6 +20,10 @@ _stderr = Console(stderr=True)
 _state = {"quiet": False}
 
 
+def is_quiet() -> bool:
+    return _state["quiet"]
+
+
 def configure_logging(level: int, quiet: bool) -> None:
     _state["quiet"] = quiet
     logger = logging.getLogger("callqa")
@@ -46,7 +50,7 @@ class BatchReporter:
                 self.log = self.log_path.open("a", encoding="utf-8")
             except OSError as exc:
                 raise UsageError(f"cannot write --log-file {self.log_path}: {exc.strerror or exc}") from exc
-        if _stderr.is_terminal and not _state["quiet"]:
+        if _stderr.is_terminal and not is_quiet():
             self.progress = Progress(SpinnerColumn(), TextColumn("{task.completed} calls"), BarColumn(),
                                      TextColumn("{task.description}"), TimeElapsedColumn(), console=_stderr,
                                      transient=True)
@@ -73,7 +77,7 @@ class BatchReporter:
             self.log.flush()
 
     def summary(self, s: RunSummary) -> None:
-        if _state["quiet"]:
+        if is_quiet():
             return
         lines = [
             f"run {s.run_id}{' (interrupted)' if s.interrupted else ''}: {s.files_seen} files seen, "

@@ -130,7 +130,7 @@ def failure_examples(store: Store, query: ScorecardQuery, per_criterion: int = E
     return store.con.execute(
         f"""
         SELECT * EXCLUDE (n) FROM (
-            SELECT cs.agent_id, cs.rubric_id, cr.criterion_id, cs.call_id, cs.started_at, cr.value,
+            SELECT cs.agent_id, cs.rubric_id, cr.criterion_id, cs.call_id, cs.started_at,
                    cr.evidence_speaker, cr.evidence_start_s, cr.evidence_end_s, cr.evidence_text,
                    row_number() OVER (
                        PARTITION BY cs.agent_id, cs.rubric_id, cr.criterion_id

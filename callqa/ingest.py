@@ -152,7 +152,7 @@ def resolve_metadata(candidate: Candidate, sha256: str, size: int, name_pattern:
     fields: dict[str, Any] = {}
     source = "none"
     sidecar = _sidecar(candidate.path)
-    name_match = name_pattern.match(candidate.path.stem)
+    name_match = name_pattern.match(display_path(Path(candidate.path.stem)))
     layers = [
         ("manifest", candidate.manifest_row),
         ("sidecar", sidecar),

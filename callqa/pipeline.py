@@ -36,7 +36,7 @@ from .transcribe import AsrSettings, Transcriber
 
 log = logging.getLogger("callqa")
 
-SETTLE_SECONDS = 2.0  # a file modified this recently may still be being written by the recorder
+SETTLE_SECONDS = 2.0  # a file modified this recently is watched for a moment: is it still growing?
 
 
 class ScoreOptions(NamedTuple):
@@ -90,13 +90,12 @@ class _Prepared(NamedTuple):
 
 
 def _stable_size(path: Path, settle_seconds: float) -> bool:
-    """False while a recorder may still be writing the file (modified very recently, or size changing)."""
+    """False while a recorder is still writing the file: modified very recently and its size still changing."""
     first = path.stat()
     if time.time() - first.st_mtime >= settle_seconds:
         return True
-    time.sleep(min(settle_seconds, 0.5))
-    second = path.stat()
-    return second.st_size == first.st_size and time.time() - second.st_mtime >= settle_seconds
+    time.sleep(settle_seconds / 2)
+    return path.stat().st_size == first.st_size
 
 
 class BatchRun:
@@ -188,10 +187,11 @@ class BatchRun:
         if source is None:  # unreadable: no hash, so the call is keyed by its path's metadata alone
             source = resolve_metadata(prepared.candidate, "", 0, self.name_pattern)
             source = source._replace(call_id=source.call_id or path)
-        if prepared.error is None and prepared.audio is None:
+        if source.audio_sha256 and self._already_done(source):  # also the same audio earlier in this run
             self._skip_or_rescore(source, path, t0)
             return
         record, error = self._transcribe_and_score(source, prepared)
+        source = record.source
         self.store.save_call(record, self.run_id)
         self._stored[(source.audio_sha256, record.model)] = (source.call_id, record.status)
         duration = record.duration_s or 0.0
@@ -200,8 +200,12 @@ class BatchRun:
         self._report(CallOutcome(source.path, source.call_id, status, time.perf_counter() - t0, duration, scores, error))
 
     def _transcribe_and_score(self, source: CallSource, prepared: _Prepared) -> tuple[CallRecord, str | None]:
+        error = prepared.error
+        conflict = self._id_conflict(source)
+        if conflict:  # stored beside the call that owns the id, never over it
+            error = error or conflict
+            source = source._replace(call_id=f"{source.call_id}#{source.audio_sha256[:8]}")
         base = dict(source=source, model=self.transcriber.model_label, redacted=self.options.redact)
-        error = prepared.error or self._id_conflict(source)
         audio = prepared.audio
         if error is None and audio is not None:
             try:

@@ -99,7 +99,8 @@ def _evaluation_lines(evaluation: dict) -> list[str]:
         for result in (r for r in evaluation["criteria"] if r["section_id"] == section_id):
             evidence = result["evidence"]
             where = f" at {clock(evidence['start_s'])}" if evidence["start_s"] is not None else ""
-            said = f" {_clean(evidence['speaker'])}: \"{_clean(evidence['text'])}\"" if evidence["text"] else ""
+            speaker = f"{_clean(evidence['speaker'])}: " if evidence["speaker"] else ""
+            said = f" {speaker}\"{_clean(evidence['text'])}\"" if evidence["text"] else ""
             value = f" value {_number(result['value'])}" if result["value"] is not None else ""
             lines.append(f"    {result['outcome'].upper():4} {_clean(result['criterion_id'])}{value}{where}{said}")
     return lines

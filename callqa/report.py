@@ -34,6 +34,7 @@ h3 { font-size: 1.05em; margin: 18px 0 6px; } h4 { font-size: 0.95em; margin: 10
 table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
 th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid #ddd; vertical-align: top; }
 th { background: #f2f2f2; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
 .agent { margin-top: 28px; padding-top: 10px; border-top: 3px solid #1d1d1f; }
 .kpis { display: flex; gap: 10px; flex-wrap: wrap; margin: 6px 0 8px; }
 .kpi { border: 1px solid #ddd; border-radius: 6px; padding: 4px 10px; min-width: 88px; }
@@ -188,9 +189,7 @@ def _example(row) -> str:
     if not _missing(row.evidence_text):
         speaker = f"{_e(row.evidence_speaker)}: " if not _missing(row.evidence_speaker) else ""
         detail = f"{speaker}<q>{_e(row.evidence_text)}</q>"
-    elif not _missing(row.value):
-        detail = f"measured {row.value:g}"
-    else:
+    else:  # a failed `present` criterion has nothing to quote
         detail = '<span class="muted">the expected words were not found in the call</span>'
     return (f'<li><span class="call">{_e(row.call_id)}</span> · <time>{_e(_when(row.started_at))}</time>'
             f"{where} · {detail}</li>")

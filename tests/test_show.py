@@ -19,7 +19,7 @@ CALL = CallSpec(
     {"greeting": "pass", "no_rude_language": "fail", "dead_air": "fail", "reason_for_call": "pass"},
     utterances=(*DIALOGUE[:2], RUDE, ("customer", 23.0, 25.0, "Excuse me?\x1b[2J"), DIALOGUE[4]),
     evidence={"greeting": DIALOGUE[0][:3] + ("Thank you for calling Riverside Clinic",), "no_rude_language": RUDE,
-              "dead_air": (None, 25.0, 40.0, None)},
+              "dead_air": (None, 25.0, 40.0, "longest_silence_s = 15")},
     values={"dead_air": 15.0},
     metrics={"longest_silence_s": (15.0, 25.0, 40.0), "agent_interruptions": (None, None, None)},
 )
@@ -55,7 +55,7 @@ def test_text_shows_transcript_metrics_and_every_criterion_with_evidence(db):
         "  courtesy: 33.33",
         '    PASS greeting at 0:00 agent: "Thank you for calling Riverside Clinic"',
         '    FAIL no_rude_language at 0:20 agent: "Calm down, that is not my problem."',
-        "    FAIL dead_air value 15 at 0:25",
+        '    FAIL dead_air value 15 at 0:25 "longest_silence_s = 15"',
     ]
 
 
