@@ -23,6 +23,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -35,19 +36,33 @@ DEFAULT_PAUSE_S = 0.7
 LEAD_IN_S, TAIL_S = 0.4, 0.8
 SPEECH_RMS_DBFS = -20.0
 NOISE_RMS_DBFS = -52.0  # line hiss, about 32 dB below speech
-# Container, codec, sample rate, channels and u-law line: how each phone-system format is written.
+
+
+class Format(NamedTuple):
+    """How a phone system writes the recording."""
+
+    extension: str  # also the PyAV container name
+    codec: str
+    rate: int
+    channels: int
+    ulaw_line: bool  # apply a u-law round trip before encoding (u-law WAV files get it from their codec)
+
+
 FORMATS = {
-    "wav-ulaw-stereo": ("wav", "wav", "pcm_mulaw", 8000, 2, False),
-    "wav-pcm-mono": ("wav", "wav", "pcm_s16le", 8000, 1, True),
-    "mp3-stereo": ("mp3", "mp3", "libmp3lame", 8000, 2, True),
-    "flac-stereo-16k": ("flac", "flac", "flac", 16000, 2, False),
+    "wav-ulaw-stereo": Format("wav", "pcm_mulaw", 8000, 2, False),
+    "wav-pcm-mono": Format("wav", "pcm_s16le", 8000, 1, True),
+    "mp3-stereo": Format("mp3", "libmp3lame", 8000, 2, True),
+    "flac-stereo-16k": Format("flac", "flac", 16000, 2, False),
 }
 NARROWBAND_HZ = (300.0, 3400.0)  # PSTN telephone band
 WIDEBAND_HZ = (100.0, 7000.0)  # HD voice (G.722) band, for the 16 kHz recording
 CRITERIA = ("greeting", "agent_name", "please_thank_you", "empathy", "no_rude_language", "interruptions", "dead_air",
             "hold_etiquette", "reason_for_call", "verify_identity", "discloses_details", "outcome_stated",
             "anything_else", "closing_thanks", "customer_confirms")
-NA_UNDER_S = 20.0  # the default rubric's na_if: {duration_under: 20s}
+# The default rubric's limits, for the check of the timing metrics.
+NA_UNDER_S = 20.0  # na_if: {duration_under: 20s}
+MAX_INTERRUPTIONS = 2
+MAX_SILENCE_S = 20.0
 VERDICTS = ("passed", "failed", "auto_failed", "unscored")
 
 
@@ -69,7 +84,8 @@ class Placed:
 
 def load_script(path: Path) -> dict:
     script = yaml.safe_load(path.read_text(encoding="utf-8"))
-    missing = [k for k in ("call_id", "agent_id", "started_at", "format", "voices", "turns", "expected") if k not in script]
+    required = ("call_id", "agent_id", "started_at", "format", "voices", "turns", "expected", "demonstrates")
+    missing = [k for k in required if k not in script]
     if missing:
         sys.exit(f"{path}: missing {', '.join(missing)}")
     if script["format"] not in FORMATS:
@@ -103,7 +119,8 @@ def started_at(script: dict) -> datetime:
 
 def file_name(script: dict) -> str:
     """The default name pattern ``{agent_id}_{started_at}_{call_id}``; the timestamp has no underscore."""
-    return f"{script['agent_id']}_{started_at(script):%Y%m%dT%H%M%S}_{script['call_id']}.{FORMATS[script['format']][0]}"
+    stamp = f"{started_at(script):%Y%m%dT%H%M%S}"
+    return f"{script['agent_id']}_{stamp}_{script['call_id']}.{FORMATS[script['format']].extension}"
 
 
 # ---------------------------------------------------------------- signal processing
@@ -189,7 +206,8 @@ def place_turns(script: dict, voices: Voices, rate: int) -> list[Placed]:
         elif "overlap" in turn:
             start = placed[-1].end(rate) - float(turn["overlap"])
         else:
-            start = latest_end + (pending_hold if pending_hold is not None else float(turn.get("pause", DEFAULT_PAUSE_S)))
+            gap = pending_hold if pending_hold is not None else float(turn.get("pause", DEFAULT_PAUSE_S))
+            start = latest_end + gap
         pending_hold = None
         placed.append(Placed(speaker, turn[speaker], round(start * rate) / rate, audio))
         latest_end = max(latest_end, placed[-1].end(rate))
@@ -198,23 +216,23 @@ def place_turns(script: dict, voices: Voices, rate: int) -> list[Placed]:
 
 def render(script: dict, placed: list[Placed], rate: int) -> np.ndarray:
     """(channels, samples): agent and customer channels, or one mixed channel for a mono recording."""
-    _, _, _, _, channels, ulaw = FORMATS[script["format"]]
+    fmt = FORMATS[script["format"]]
     total = round((max(p.end(rate) for p in placed) + TAIL_S) * rate)
     tracks = np.zeros((2, total), np.float32)
     for p in placed:
         i = round(p.start * rate)
         tracks[SPEAKERS.index(p.speaker), i : i + len(p.audio)] += p.audio
-    if channels == 1:
+    if fmt.channels == 1:
         tracks = tracks.sum(axis=0, keepdims=True)
     rng = np.random.default_rng(zlib.crc32(script["call_id"].encode()))
-    return np.stack([telephone(t, rate, rng, ulaw) for t in tracks])
+    return np.stack([telephone(t, rate, rng, fmt.ulaw_line) for t in tracks])
 
 
 def write_audio(path: Path, audio: np.ndarray, fmt: str) -> None:
-    _, container, codec, rate, channels, _ = FORMATS[fmt]
+    ext, codec, rate, channels, _ = FORMATS[fmt]
     layout = "stereo" if channels == 2 else "mono"
     # bitexact keeps encoder version strings out of the files, so regenerating changes no byte.
-    with av.open(str(path), "w", format=container, container_options={"fflags": "+bitexact"}) as out:
+    with av.open(str(path), "w", format=ext, container_options={"fflags": "+bitexact"}) as out:
         stream = out.add_stream(codec, rate=rate, layout=layout)
         if codec == "libmp3lame":
             stream.bit_rate = 48000
@@ -262,11 +280,11 @@ def generate() -> None:
     scripts = load_scripts()
     voices = Voices()
     for old in HERE.glob("*_*_*.*"):
-        if old.suffix.lstrip(".") in {f[0] for f in FORMATS.values()}:
+        if old.suffix.lstrip(".") in {f.extension for f in FORMATS.values()}:
             old.unlink()
     expected = {}
     for script in scripts:
-        rate = FORMATS[script["format"]][3]
+        rate = FORMATS[script["format"]].rate
         placed = place_turns(script, voices, rate)
         audio = render(script, placed, rate)
         write_audio(HERE / file_name(script), audio, script["format"])
@@ -340,10 +358,11 @@ def check() -> int:
         print(f"   interruptions={interruptions} longest_silence={silence} holds={holds} "
               f"sentiment {metrics['customer_sentiment_start'].value} -> {metrics['customer_sentiment_end'].value}")
         intended = {
-            "interruptions": {"pass": interruptions is not None and interruptions <= 2,
-                              "fail": interruptions is not None and interruptions > 2, "na": interruptions is None},
-            "dead_air": {"pass": silence is not None and silence <= 20, "fail": silence is not None and silence > 20,
-                         "na": True},
+            "interruptions": {"pass": interruptions is not None and interruptions <= MAX_INTERRUPTIONS,
+                              "fail": interruptions is not None and interruptions > MAX_INTERRUPTIONS,
+                              "na": interruptions is None},
+            "dead_air": {"pass": silence is not None and silence <= MAX_SILENCE_S,
+                         "fail": silence is not None and silence > MAX_SILENCE_S, "na": silence is None},
             "hold_etiquette": {"pass": bool(holds), "fail": bool(holds), "na": not holds},
         }
         for criterion, ok_by_outcome in intended.items():
