@@ -313,6 +313,7 @@ _NOT_NAMES = set(STOP_WORDS) | _WEEKDAYS | {
     "pharmacy", "doctor", "dr", "nurse", "front", "desk", "appointment", "spell", "spelling", "that's", "it's",
     "i'm", "you're", "we're", "they're", "there's", "what's", "first", "last", "full", "middle", "name", "wait",
     "hold", "let", "check", "see", "number", "date", "birth", "phone", "address", "email", "ready", "sorry",
+    "calm", "listen", "look", "excuse", "whatever", "bye", "goodbye",  # imperatives the NER takes for names
 }  # fmt: skip
 _NAME_WORD = r"[A-Za-z][A-Za-z'-]*"
 # After these cues the next one to three words that are not function words are a name, in any case
