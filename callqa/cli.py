@@ -37,7 +37,7 @@ rubric_app = typer.Typer(help="Work with rubric files.", no_args_is_help=True)
 app.add_typer(rubric_app, name="rubric")
 
 DbOption = typer.Option(
-    None, "--db", envvar="CALLQA_DB", help=f"DuckDB file [default: {DEFAULT_DB}; env CALLQA_DB]", show_default=False
+    None, "--db", envvar="CALLQA_DB", help=f"DuckDB file (default: {DEFAULT_DB}; env CALLQA_DB)", show_default=False
 )
 
 
@@ -96,18 +96,18 @@ def main_options(
 def score(
     paths: List[Path] = typer.Argument(..., help="Recordings, or folders searched recursively."),
     db: Optional[Path] = DbOption,
-    rubric: List[Path] = typer.Option([], "--rubric", help="Rubric YAML (repeatable) [default: shipped clinic rubric]."),
+    rubric: List[Path] = typer.Option([], "--rubric", help="Rubric YAML (repeatable) (default: shipped clinic rubric)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV: file, agent_id, started_at[, call_id, ...]."),
     name_pattern: Optional[str] = typer.Option(None, "--name-pattern", help="File-name pattern for metadata "
-                                               "[default: {agent_id}_{started_at}_{call_id}]."),
+                                               "(default: {agent_id}_{started_at}_{call_id})."),
     agent_channel: Optional[str] = typer.Option(None, "--agent-channel", help="Channel of the agent on stereo: "
-                                                "left|right [default: left]."),
+                                                "left|right (default: left)."),
     model: Optional[str] = typer.Option(None, "--model", help="CTranslate2 model folder or faster-whisper name "
-                                        "[default: the bundled tiny.en]."),
-    compute_type: Optional[str] = typer.Option(None, "--compute-type", help="int8, int8_float32, float32 [default: int8]."),
-    beam_size: Optional[int] = typer.Option(None, "--beam-size", min=1, help="Beam size [default: 1, greedy]."),
+                                        "(default: the bundled tiny.en)."),
+    compute_type: Optional[str] = typer.Option(None, "--compute-type", help="int8, int8_float32, float32 (default: int8)."),
+    beam_size: Optional[int] = typer.Option(None, "--beam-size", min=1, help="Beam size (default: 1, greedy)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=0,
-                                             help="Batched decoding size, 0 for sequential [default: 0]."),
+                                             help="Batched decoding size, 0 for sequential (default: 0)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=0, help="CPU threads for the ASR (0: one per core)."),
     no_redact: bool = typer.Option(False, "--no-redact", help="Store transcripts WITHOUT removing patient data."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with defaults for these options."),
@@ -136,7 +136,7 @@ def score(
 @app.command()
 def rescore(
     db: Optional[Path] = DbOption,
-    rubric: List[Path] = typer.Option([], "--rubric", help="Rubric YAML (repeatable) [default: shipped clinic rubric]."),
+    rubric: List[Path] = typer.Option([], "--rubric", help="Rubric YAML (repeatable) (default: shipped clinic rubric)."),
     since: Optional[datetime] = typer.Option(None, "--since", help="Only calls started on or after this date."),
     until: Optional[datetime] = typer.Option(None, "--until", help="Only calls started before this date."),
     agent: List[str] = typer.Option([], "--agent", help="Only this agent's calls (repeatable)."),

@@ -529,6 +529,7 @@ def totals(rubric: Rubric, results: Sequence[CriterionResult]) -> Totals:
     absent_only = {c.id for _, c in rubric.criteria() if c.expect == "absent" and c.metric is None}
     if all(r.criterion_id in absent_only for r in results if r.outcome != "na"):
         score = None
+        section_scores = dict.fromkeys(section_scores)
     auto_failed = any(r.outcome == "fail" and r.criterion_id in auto for r in results)
     if auto_failed:
         score = 0.0
