@@ -86,6 +86,6 @@ class BatchReporter:
             f"audio {s.audio_seconds / 60:.1f} min in {s.wall_seconds:.1f} s wall "
             f"({s.realtime_factor:.1f}x real time)",
         ]
-        lines += [f"  {'FAILED' if reason != 'still being written; left for the next run' else 'WAITING'} "
-                  f"{path}: {reason}" for path, reason in s.problems]
+        labels = {"failed": "FAILED", "missing": "MISSING", "in_progress": "WAITING"}
+        lines += [f"  {labels[status]} {path}: {reason}" for status, path, reason in s.problems]
         typer.echo("\n".join(lines), file=sys.stdout)

@@ -51,6 +51,10 @@ class ScoreOptions(NamedTuple):
     settle_seconds: float = SETTLE_SECONDS
 
 
+_COUNTED_AS = {"transcribed": "processed", "rescored": "rescored", "skipped": "skipped", "failed": "failed",
+               "missing": "failed", "in_progress": "in_progress"}
+
+
 class CallOutcome(NamedTuple):
     """What happened to one recording, reported as it happens (progress, JSON log lines)."""
 
@@ -71,7 +75,7 @@ class RunSummary(NamedTuple):
     skipped: int
     failed: int
     in_progress: int
-    problems: tuple[tuple[str, str], ...]  # (path, reason) of failed, missing and in-progress files
+    problems: tuple[tuple[str, str, str], ...]  # (status, path, reason) of failed, missing and in-progress files
     audio_seconds: float
     wall_seconds: float
     asr_seconds: float
@@ -241,13 +245,10 @@ class BatchRun:
         self._report(CallOutcome(path, call_id, status, time.perf_counter() - t0, 0.0, {}, None))
 
     def _report(self, outcome: CallOutcome) -> None:
-        key = {"transcribed": "processed"}.get(outcome.status, outcome.status)
-        if key == "missing":
-            key = "failed"
-        self.counts[key] += 1
+        self.counts[_COUNTED_AS[outcome.status]] += 1
         self.audio_seconds += outcome.audio_seconds
-        if outcome.status in ("failed", "missing", "in_progress"):
-            self.problems.append((outcome.path, outcome.error or outcome.status))
+        if outcome.error:
+            self.problems.append((outcome.status, outcome.path, outcome.error))
         log.info("%s: %s%s", outcome.path, outcome.status, f" ({outcome.error})" if outcome.error else "")
         self.on_outcome(outcome)
 
