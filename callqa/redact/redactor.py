@@ -1,0 +1,147 @@
+"""The Redactor: runs every recognizer on a call's utterances and replaces what they find."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from ..records import AnalysedCall, Token, Transcript, Utterance
+from .addresses import find_addresses
+from .dates import find_dates
+from .digits import find_digit_sequences
+from .emails import find_spoken_emails
+from .merge import allow_list_pattern, kept_spans
+from .names import find_cued_names, find_spelled_names
+from .presidio_engine import build_analyzer, presidio_spans
+from .replace import redact_tokens, redact_utterance, replace_spans
+from .spans import PhiSpan
+from .vocabulary import NOT_NAMES
+
+log = logging.getLogger("callqa")
+
+# Our own recognizers for what people say on the phone, run on every text beside Presidio.
+OWN_RECOGNIZERS = (find_digit_sequences, find_dates, find_spelled_names, find_cued_names, find_addresses,
+                   find_spoken_emails)  # fmt: skip
+
+
+class Redactor:
+    """Finds and replaces PHI; build one per process (it wraps the loaded spaCy pipeline, no second load).
+
+    ``allow_list``: exact phrases kept wherever they occur (case-insensitive, whole words), e.g. the
+    agent's own name and the clinic's name from config. A PHI span is kept only when it lies entirely
+    inside an allowed phrase, so "Maria Lopez" is still redacted when only "Maria" is allowed.
+    """
+
+    def __init__(self, nlp: Language, allow_list: Sequence[str] = ()):
+        self.nlp = nlp
+        self._analyzer = build_analyzer(nlp)
+        self._allow = allow_list_pattern(allow_list)
+        # The analysis stage parses with the full pipeline; our own parse only needs NER and lemmas.
+        self._disable = [name for name in ("parser",) if name in nlp.pipe_names]
+
+    # -- detection
+    def _find_in_doc(self, doc: Doc) -> list[PhiSpan]:
+        text = doc.text
+        found = presidio_spans(self._analyzer, doc) + [s for find in OWN_RECOGNIZERS for s in find(text)]
+        return kept_spans(text, found, self._allow)
+
+    def find_call(self, texts: Sequence[str], docs: Sequence[Doc | None] | None = None) -> list[list[PhiSpan]]:
+        """``find_many`` over the utterances of one call, plus every other mention of a name found once.
+
+        "my name is michael brown" is caught by its cue; the agent's later "thanks, michael" has none.
+        """
+        all_spans = self.find_many(texts, docs)
+        names = {
+            word.lower()
+            for text, spans in zip(texts, all_spans)
+            for span in spans
+            if span.label == "NAME"
+            for word in re.findall(r"[A-Za-z][A-Za-z'-]+", text[span.start : span.end])
+            if word.lower() not in NOT_NAMES
+        }
+        if not names:
+            return all_spans
+        echo = re.compile(rf"(?<![\w'])(?:{'|'.join(map(re.escape, names))})(?![\w'])", re.IGNORECASE)
+        return [
+            kept_spans(
+                text, [*spans, *(PhiSpan(m.start(), m.end(), "NAME", "call_name") for m in echo.finditer(text))], self._allow
+            )
+            for text, spans in zip(texts, all_spans)
+        ]
+
+    def find(self, text: str, doc: Doc | None = None) -> list[PhiSpan]:
+        """PHI spans in ``text``, sorted and non-overlapping. ``doc``: a spaCy Doc of exactly this text."""
+        return self.find_many([text], None if doc is None else [doc])[0]
+
+    def find_many(self, texts: Sequence[str], docs: Sequence[Doc | None] | None = None) -> list[list[PhiSpan]]:
+        """Batched ``find``: texts without a precomputed Doc are parsed together with ``nlp.pipe``."""
+        docs = list(docs) if docs is not None else [None] * len(texts)
+        if len(docs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(docs)} docs")
+        for doc, text in zip(docs, texts):
+            if doc is not None and doc.text != text:
+                raise ValueError(f"doc text {doc.text!r} differs from {text!r}")
+        missing = [i for i, doc in enumerate(docs) if doc is None]
+        for i, doc in zip(missing, self.nlp.pipe((texts[i] for i in missing), disable=self._disable)):
+            docs[i] = doc
+        return [self._find_in_doc(doc) for doc in docs]
+
+    # -- replacement
+    def redact_text(self, text: str, doc: Doc | None = None) -> str:
+        return replace_spans(text, self.find(text, doc))
+
+    def redact_transcript(self, transcript: Transcript, docs: Sequence[Doc | None] | None = None) -> Transcript:
+        """Redacted copy: utterance text and words. A redacted run of words becomes one Word spanning their times.
+
+        ``docs``: optional spaCy Docs parallel to ``transcript.utterances`` (of their text).
+        """
+        return transcript._replace(utterances=self._redact_utterances(transcript.utterances, docs))
+
+    def redact_analysed(self, analysed: AnalysedCall, docs: Sequence[Doc | None] | None = None) -> AnalysedCall:
+        """Redacted copy whose tokens read exactly like the redacted utterance text.
+
+        The tokens that overlap one PHI span are merged into one token (text, lemma and norm: the
+        placeholder), the way spaCy's retokenizer merges, so no token count or digit leaks the value;
+        ``idx``/``head`` are renumbered within the utterance.
+        """
+        utterances = analysed.transcript.utterances
+        all_spans = self.find_call([u.text for u in utterances], docs)
+        spans_by_seq = {u.seq: s for u, s in zip(utterances, all_spans)}
+        tokens_by_seq: dict[int, list[Token]] = {}
+        for token in analysed.tokens:
+            tokens_by_seq.setdefault(token.utterance_seq, []).append(token)
+        texts_by_seq = {u.seq: u.text for u in utterances}
+        tokens: list[Token] = []
+        for seq, utterance_tokens in tokens_by_seq.items():
+            spans = spans_by_seq.get(seq, [])
+            token_text = "".join(t.text + " " * t.whitespace for t in utterance_tokens).rstrip(" ")
+            if token_text != texts_by_seq.get(seq):
+                # Tokens that do not spell their utterance (not from analyse) are searched on their own.
+                log.warning("utterance %d: tokens do not spell its text; redacting them separately", seq)
+                spans = self.find(token_text)
+            tokens.extend(redact_tokens(utterance_tokens, spans))
+        transcript = analysed.transcript._replace(utterances=self._redact_utterances(utterances, docs, all_spans))
+        return analysed._replace(transcript=transcript, tokens=tuple(tokens))
+
+    def _redact_utterances(
+        self,
+        utterances: Sequence[Utterance],
+        docs: Sequence[Doc | None] | None,
+        all_spans: list[list[PhiSpan]] | None = None,
+    ) -> tuple[Utterance, ...]:
+        if all_spans is None:
+            all_spans = self.find_call([u.text for u in utterances], docs)
+        redacted = []
+        for utterance, spans in zip(utterances, all_spans):
+            word_spans = spans
+            words_text = "".join(w.word for w in utterance.words).strip()
+            if utterance.words and words_text != utterance.text:
+                # Against the records contract; redact the words on their own rather than leak through them.
+                log.warning("utterance %d: text and words disagree; redacting the words separately", utterance.seq)
+                word_spans = self.find(words_text)
+            redacted.append(redact_utterance(utterance, spans, word_spans))
+        return tuple(redacted)
