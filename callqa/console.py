@@ -84,7 +84,7 @@ class BatchReporter:
             f"{s.processed} transcribed, {s.rescored} rescored, {s.skipped} skipped, {s.failed} failed"
             + (f", {s.in_progress} still being written" if s.in_progress else ""),
             f"audio {s.audio_seconds / 60:.1f} min in {s.wall_seconds:.1f} s wall "
-            f"({s.realtime_factor:.1f}x real time)",
+            f"({s.realtime_factor:.1f}x real time; ASR busy {s.asr_seconds:.1f} s)",
         ]
         lines += [f"  {'FAILED' if reason != 'still being written; left for the next run' else 'WAITING'} "
                   f"{path}: {reason}" for path, reason in s.problems]
