@@ -71,7 +71,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     seed_db, db = work / "seed.duckdb", work / "rescore.duckdb"
     if not seed_db.exists():
-        callqa("score", str(args.calls), "--db", str(seed_db), "-q")
+        callqa("score", str(args.calls), "--db", str(seed_db))
     shutil.copy(seed_db, db)
     stored = replicate(db, args.calls_stored)
     shipped = (ROOT / "rubrics" / "clinic_helpdesk.yaml").read_text()
