@@ -108,7 +108,10 @@ def score(
     beam_size: Optional[int] = typer.Option(None, "--beam-size", min=1, help="Beam size (default: 1, greedy)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=0,
                                              help="Batched decoding size, 0 for sequential (default: 0)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=0, help="CPU threads for the ASR (0: one per core)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=0, help="CPU threads per ASR worker "
+                                          "(0: the cores shared out between the workers)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="ASR worker processes, each with its "
+                                          "own model (0: one per core; 1: a thread of this process)."),
     no_redact: bool = typer.Option(False, "--no-redact", help="Store transcripts WITHOUT removing patient data."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with defaults for these options."),
     log_file: Optional[Path] = typer.Option(None, "--log-file", help="Append one JSON line per call to this file."),
@@ -122,6 +125,7 @@ def score(
         options = load_config(config).score_options(
             db=db, rubrics=rubric, manifest=manifest, name_pattern=name_pattern, agent_channel=agent_channel,
             model=model, compute_type=compute_type, beam_size=beam_size, batch_size=batch_size, threads=threads,
+            workers=workers,
             no_redact=no_redact,
         )
         stop = threading.Event()

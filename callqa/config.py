@@ -27,6 +27,7 @@ class Config(BaseModel):
     beam_size: int = Field(AsrSettings().beam_size, ge=1)
     batch_size: int = Field(AsrSettings().batch_size, ge=0)
     threads: int = Field(0, ge=0)
+    workers: int = Field(AsrSettings().workers, ge=0)
     redact: bool = True
     allow_list: list[str] = Field(default_factory=list, description="Names kept by redaction: clinic, agents.")
 
@@ -39,7 +40,8 @@ class Config(BaseModel):
         if merged["agent_channel"] not in ("left", "right"):
             raise UsageError(f"--agent-channel must be left or right, not {merged['agent_channel']!r}")
         asr = AsrSettings(model=merged["model"], compute_type=merged["compute_type"], beam_size=merged["beam_size"],
-                          batch_size=merged["batch_size"], cpu_threads=merged["threads"])
+                          batch_size=merged["batch_size"], cpu_threads=merged["threads"],
+                          workers=merged["workers"])
         return ScoreOptions(
             db=merged["db"], rubrics=tuple(merged["rubrics"]), manifest=merged["manifest"],
             name_pattern=merged["name_pattern"], agent_channel=merged["agent_channel"], asr=asr,

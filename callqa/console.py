@@ -84,7 +84,7 @@ class BatchReporter:
             f"{s.processed} transcribed, {s.rescored} rescored, {s.skipped} skipped, {s.failed} failed"
             + (f", {s.in_progress} still being written" if s.in_progress else ""),
             f"audio {s.audio_seconds / 60:.1f} min in {s.wall_seconds:.1f} s wall "
-            f"({s.realtime_factor:.1f}x real time)",
+            f"({s.realtime_factor:.1f}x real time; ASR busy {s.asr_seconds:.1f} s)",
         ]
         labels = {"failed": "FAILED", "missing": "MISSING", "in_progress": "WAITING"}
         lines += [f"  {labels[status]} {path}: {reason}" for status, path, reason in s.problems]

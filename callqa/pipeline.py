@@ -1,4 +1,7 @@
-"""The nightly batch: ingest -> audio -> transcribe -> analyse -> score -> redact -> store, one call at a time.
+"""The nightly batch: ingest -> audio -> transcribe -> analyse -> score -> redact -> store.
+
+Stages overlap: the next recording decodes on a thread while ASR workers transcribe the ones before it and
+this thread analyses, scores and stores finished ones, one DuckDB transaction per call.
 
 Every problem with one recording is isolated: the call is stored with status 'failed' and a one-line reason,
 and the batch goes on. Problems that make the whole run pointless (bad rubric, manifest, DB path, model) raise
@@ -12,11 +15,13 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 from . import __version__
+from .asr_pool import AsrRunner, busy_seconds
 from .audio import load_audio
 from .errors import AudioError, CallQAError, TranscriptionError
 from .ingest import (
@@ -29,10 +34,10 @@ from .ingest import (
     resolve_metadata,
     sha256_file,
 )
-from .records import CallSource, DecodedAudio, Transcript
+from .records import CallSource, DecodedAudio, Transcript, Utterance
 from .scoring import Scorer
 from .store import CallRecord, Store
-from .transcribe import AsrSettings, Transcriber
+from .transcribe import AsrSettings
 
 log = logging.getLogger("callqa")
 
@@ -93,6 +98,12 @@ class _Prepared(NamedTuple):
     error: str | None
 
 
+class _Transcribed(NamedTuple):
+    prepared: _Prepared
+    utterances: tuple[Utterance, ...] | None  # None: not transcribed ahead (no audio, or likely a duplicate)
+    error: str | None  # the TranscriptionError, if the ASR failed
+
+
 def _stable_size(path: Path, settle_seconds: float) -> bool:
     """False while a recorder is still writing the file: modified very recently and its size still changing."""
     first = path.stat()
@@ -110,23 +121,33 @@ class BatchRun:
         self.options = options
         self.on_outcome = on_outcome or (lambda outcome: None)
         self.stop = stop or threading.Event()
-        self.name_pattern = compile_name_pattern(options.name_pattern)
-        self.manifest = read_manifest(options.manifest) if options.manifest else {}
-        self.scorer = Scorer.from_paths(options.rubrics, redact=options.redact, allow_list=options.allow_list)
-        self.store = Store(options.db)
+        # ASR workers start first: they fork light (no spaCy yet) and load their models while spaCy loads here.
+        self.asr = AsrRunner(options.asr)
         try:
-            self.transcriber = Transcriber(options.asr)
-        except CallQAError:
-            self.store.close()
+            self.name_pattern = compile_name_pattern(options.name_pattern)
+            self.manifest = read_manifest(options.manifest) if options.manifest else {}
+            self.scorer = Scorer.from_paths(options.rubrics, redact=options.redact, allow_list=options.allow_list)
+            self.store = Store(options.db)
+        except BaseException:
+            self.asr.close()
+            raise
+        try:
+            self.asr.wait_ready()
+        except BaseException:
+            self.close()
             raise
         self.run_id = uuid.uuid4().hex[:12]
         self.counts = dict(processed=0, rescored=0, skipped=0, failed=0, in_progress=0)
         self.problems: list[tuple[str, str]] = []
         self.audio_seconds = 0.0
-        self.asr_seconds = 0.0
+        self.asr_intervals: list[tuple[float, float]] = []  # when an ASR ran, to tell its share of the run
+        self._asr_hashes: set[str] = set()  # audio transcribed (or being transcribed) in this run
 
     def close(self) -> None:
-        self.store.close()
+        try:
+            self.asr.close()
+        finally:
+            self.store.close()
 
     def _prepare(self, candidate: Candidate) -> _Prepared:
         """Hash, resolve metadata and decode (runs on a worker thread, overlapping the ASR of the previous call)."""
@@ -146,7 +167,7 @@ class BatchRun:
             return _Prepared(candidate, source, None, str(exc))
 
     def _already_done(self, source: CallSource) -> bool:
-        stored = self._stored.get((source.audio_sha256, self.transcriber.model_label))
+        stored = self._stored.get((source.audio_sha256, self.asr.model_label))
         return stored is not None and stored[1] == "ok"
 
     def run(self, paths: list[Path], command: str = "") -> RunSummary:
@@ -158,8 +179,8 @@ class BatchRun:
         self.scorer.save_rubrics(self.store)
         self.store.start_run(self.run_id, command or " ".join(sys.argv), __version__)
         try:
-            for prepared in self._prepared(candidates):
-                self._process(prepared)
+            for transcribed in self._transcribed(self._prepared(candidates)):
+                self._process(transcribed)
         finally:
             summary = self._summary(len(candidates), time.perf_counter() - started)
             self.store.finish_run(self.run_id, {
@@ -182,8 +203,44 @@ class BatchRun:
                     return
                 yield prepared
 
-    def _process(self, prepared: _Prepared) -> None:
+    def _transcribed(self, prepared: Iterator[_Prepared]) -> Iterator[_Transcribed]:
+        """Keep the ASR workers busy with the next recordings while this thread analyses, scores and stores.
+
+        CTranslate2 releases the GIL, so spaCy and DuckDB work here (the only thread touching the database)
+        while the cores decode speech. On a stop, the calls already submitted are finished and stored; no
+        further one is started (``_prepared`` yields no more).
+        """
+        in_flight: deque[tuple[_Prepared, Future | None]] = deque()
+        for item in prepared:
+            in_flight.append((item, self._submit(item)))
+            if len(in_flight) > self.asr.workers:
+                yield self._collect(*in_flight.popleft())
+        while in_flight:
+            yield self._collect(*in_flight.popleft())
+
+    def _submit(self, prepared: _Prepared) -> Future | None:
+        """Start the ASR of a decoded recording, unless its audio is (or is being) stored already."""
+        source, audio = prepared.source, prepared.audio
+        if audio is None or prepared.error is not None or source is None:
+            return None
+        if source.audio_sha256 in self._asr_hashes or self._already_done(source):
+            return None
+        self._asr_hashes.add(source.audio_sha256)
+        return self.asr.submit(audio)
+
+    def _collect(self, prepared: _Prepared, future: Future | None) -> _Transcribed:
+        if future is None:
+            return _Transcribed(prepared, None, None)
+        try:
+            result = future.result()
+        except TranscriptionError as exc:
+            return _Transcribed(prepared, None, str(exc))
+        self.asr_intervals.append((result.started, result.finished))
+        return _Transcribed(prepared, result.utterances, None)
+
+    def _process(self, transcribed: _Transcribed) -> None:
         t0 = time.perf_counter()
+        prepared = transcribed.prepared
         source, path = prepared.source, str(prepared.candidate.path)
         if prepared.error == "in_progress":
             self._report(CallOutcome(path, None, "in_progress", 0.0, 0.0, {}, "still being written; left for the next run"))
@@ -194,7 +251,7 @@ class BatchRun:
         if source.audio_sha256 and self._already_done(source):  # also the same audio earlier in this run
             self._skip_or_rescore(source, path, t0)
             return
-        record, error = self._transcribe_and_score(source, prepared)
+        record, error = self._transcribe_and_score(source, transcribed)
         source = record.source
         self.store.save_call(record, self.run_id)
         self._stored[(source.audio_sha256, record.model)] = (source.call_id, record.status)
@@ -203,19 +260,22 @@ class BatchRun:
         scores = {e.rubric_id: e.score for e in record.evaluations}
         self._report(CallOutcome(source.path, source.call_id, status, time.perf_counter() - t0, duration, scores, error))
 
-    def _transcribe_and_score(self, source: CallSource, prepared: _Prepared) -> tuple[CallRecord, str | None]:
-        error = prepared.error
+    def _transcribe_and_score(self, source: CallSource, transcribed: _Transcribed) -> tuple[CallRecord, str | None]:
+        prepared = transcribed.prepared
+        error = prepared.error or transcribed.error
         conflict = self._id_conflict(source)
         if conflict:  # stored beside the call that owns the id, never over it
             error = error or conflict
             source = source._replace(call_id=f"{source.call_id}#{source.audio_sha256[:8]}")
-        base = dict(source=source, model=self.transcriber.model_label, redacted=self.options.redact)
+        base = dict(source=source, model=self.asr.model_label, redacted=self.options.redact)
         audio = prepared.audio
         if error is None and audio is not None:
             try:
-                t_asr = time.perf_counter()
-                utterances = self.transcriber.transcribe(audio)
-                self.asr_seconds += time.perf_counter() - t_asr
+                utterances = transcribed.utterances
+                if utterances is None:  # not started ahead as a duplicate, but the first copy failed
+                    result = self.asr.submit(audio).result()
+                    self.asr_intervals.append((result.started, result.finished))
+                    utterances = result.utterances
                 transcript = Transcript(source.call_id, audio.duration_s, audio.speaker_mode, utterances)
                 analysed, evaluations = self.scorer.score(transcript)
                 return CallRecord(status="ok", error=None, duration_s=audio.duration_s,
@@ -238,7 +298,7 @@ class BatchRun:
         return None
 
     def _skip_or_rescore(self, source: CallSource, path: str, t0: float) -> None:
-        call_id = self._stored[(source.audio_sha256, self.transcriber.model_label)][0]
+        call_id = self._stored[(source.audio_sha256, self.asr.model_label)][0]
         self.store.note_path(source, call_id)
         rescored = self.scorer.rescore_missing(self.store, [call_id], self.run_id)
         status = "rescored" if rescored else "skipped"
@@ -255,7 +315,8 @@ class BatchRun:
     def _summary(self, files_seen: int, wall: float) -> RunSummary:
         c = self.counts
         return RunSummary(self.run_id, files_seen, c["processed"], c["rescored"], c["skipped"], c["failed"],
-                          c["in_progress"], tuple(self.problems), self.audio_seconds, wall, self.asr_seconds,
+                          c["in_progress"], tuple(self.problems), self.audio_seconds, wall,
+                          busy_seconds(self.asr_intervals),
                           self.stop.is_set())
 
 

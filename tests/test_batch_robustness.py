@@ -172,12 +172,12 @@ def test_rubric_change_rescores_without_transcribing_again(tmp_path, monkeypatch
     monkeypatch.setattr(Transcriber, "transcribe", lambda self, audio: asr_calls.append(1) or real(self, audio))
     db = tmp_path / "q.duckdb"
     runner = CliRunner()
-    assert runner.invoke(app, ["score", str(d), "--db", str(db)]).exit_code == 0
+    assert runner.invoke(app, ["score", str(d), "--db", str(db), "--workers", "1"]).exit_code == 0
     assert len(asr_calls) == 2
     changed = tmp_path / "clinic_v2.yaml"
     changed.write_text((ROOT / "rubrics" / "clinic_helpdesk.yaml").read_text().replace("pass_mark: 80", "pass_mark: 70")
                        .replace("version: 1", "version: 2"))
-    result = runner.invoke(app, ["score", str(d), "--db", str(db), "--rubric", str(changed)])
+    result = runner.invoke(app, ["score", str(d), "--db", str(db), "--rubric", str(changed), "--workers", "1"])
     assert result.exit_code == 0 and "2 rescored" in result.stdout
     assert len(asr_calls) == 2, "no recording was transcribed again"
     versions = _rows(db, "SELECT rubric_version, count(*) FROM evaluations GROUP BY 1 ORDER BY 1")
