@@ -170,6 +170,23 @@ def _fuzzy_hits(phrase: Phrase, windows: dict[int, list[str]], threshold: float)
     return hits
 
 
+def _rarest_word(phrase: Phrase, index: dict[str, list[int]]) -> int | None:
+    """Position of the phrase's rarest word in this call ("anything" rather than "is" in "is there anything"),
+    or None as soon as one of its words never occurs: most phrases of a rubric are absent from most calls."""
+    anchor, fewest = None, 0
+    for j, keys in enumerate(phrase.keys):
+        count = 0
+        for key in keys:
+            positions = index.get(key)
+            if positions:
+                count += len(positions)
+        if count == 0:
+            return None
+        if anchor is None or count < fewest:
+            anchor, fewest = j, count
+    return anchor
+
+
 class PhraseSet:
     """Alternative phrases of one group."""
 
@@ -182,10 +199,8 @@ class PhraseSet:
         hits: set[Hit] = set()
         for phrase in self.phrases:
             n = len(phrase.keys)
-            # Anchor on the phrase's rarest word in this call ("anything" rather than "is" in "is there anything").
-            counts = [sum(len(index.get(key, ())) for key in keys) for keys in phrase.keys]
-            anchor = counts.index(min(counts))
-            if counts[anchor] == 0:
+            anchor = _rarest_word(phrase, index)
+            if anchor is None:
                 continue
             starts = {i - anchor for key in phrase.keys[anchor] for i in index.get(key, ())}
             for i in starts:

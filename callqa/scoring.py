@@ -18,7 +18,7 @@ from typing import Iterable, NamedTuple, Sequence
 from . import views
 from .analyse import analyse_many, analysed_from_tokens
 from .nlp import load_nlp
-from .records import AnalysedCall, Evaluation, MetricValue, Token, Transcript, Utterance, Word
+from .records import AnalysedCall, Evaluation, MetricValue, Token, Transcript, Utterance
 from .redact import PhiSpan, Redactor, placeholder
 from .rubric import Rubric, default_rubric_path, load_rubric
 from .score import CompiledRubric, compile_rubric, evaluate
@@ -122,28 +122,24 @@ RESCORE_CHUNK = 500
 
 
 def load_analysed(store: Store, call_ids: Sequence[str], chunk: int = RESCORE_CHUNK) -> Iterable[list[AnalysedCall]]:
-    """Stored calls rebuilt as AnalysedCall records (redacted text, stored tokens and metrics), in chunks.
+    """Stored calls rebuilt for scoring, in chunks: tokens, metrics and duration (redacted text).
 
-    Rows come back as plain tuples in (call, utterance, position) order and are cut per call in one pass:
-    this is the bulk of a rescoring run (10,000 calls hold about 1.8 million tokens).
+    The rubric engine reads tokens, metrics and the call's duration only, so utterances and words stay in the
+    database (the Transcript's utterances are empty): fetching 10,000 calls' rows as Python objects is most of a
+    rescoring run, and these two tables would double it.
     """
     token_columns = ", ".join(Token._fields)
-    queries = {
-        "utterances": "SELECT call_id, seq, speaker, start_s, end_s, text, confidence FROM utterances "
-                      "WHERE call_id IN (SELECT unnest(?)) ORDER BY call_id, seq",
-        "words": "SELECT call_id, utterance_seq, word, start_s, end_s, probability FROM words "
-                 "WHERE call_id IN (SELECT unnest(?)) ORDER BY call_id, utterance_seq, idx",
-        "tokens": f"SELECT call_id, {token_columns} FROM tokens "
-                  "WHERE call_id IN (SELECT unnest(?)) ORDER BY call_id, utterance_seq, idx",
-        "call_metrics": "SELECT call_id, metric, value, start_s, end_s FROM call_metrics WHERE call_id IN (SELECT unnest(?))",
-    }
+    tokens_sql = (f"SELECT call_id, {token_columns} FROM tokens WHERE call_id IN (SELECT unnest(?)) "
+                  "ORDER BY call_id, utterance_seq, idx")
+    metrics_sql = "SELECT call_id, metric, value, start_s, end_s FROM call_metrics WHERE call_id IN (SELECT unnest(?))"
     for i in range(0, len(call_ids), chunk):
         ids = list(call_ids[i:i + chunk])
         calls = store.con.execute(
             "SELECT call_id, duration_s, speaker_mode FROM calls WHERE call_id IN (SELECT unnest(?))", [ids]
         ).fetchall()
-        rows = {name: _by_call(store.con.execute(sql, [ids]).fetchall()) for name, sql in queries.items()}
-        yield [_rebuild(call, {name: per_call.get(call[0], []) for name, per_call in rows.items()}) for call in calls]
+        tokens = _by_call(store.con.execute(tokens_sql, [ids]).fetchall())
+        metrics = _by_call(store.con.execute(metrics_sql, [ids]).fetchall())
+        yield [_rebuild(call, tokens.get(call[0], []), metrics.get(call[0], [])) for call in calls]
 
 
 def _by_call(rows: list[tuple]) -> dict[str, list[tuple]]:
@@ -154,19 +150,12 @@ def _by_call(rows: list[tuple]) -> dict[str, list[tuple]]:
     return grouped
 
 
-def _rebuild(call: tuple, rows: dict[str, list[tuple]]) -> AnalysedCall:
+def _rebuild(call: tuple, token_rows: list[tuple], metric_rows: list[tuple]) -> AnalysedCall:
     call_id, duration_s, speaker_mode = call
-    words_by_seq: dict[int, list[Word]] = {}
-    for seq, word, start_s, end_s, probability in rows["words"]:
-        words_by_seq.setdefault(seq, []).append(Word(word, start_s, end_s, probability))
-    utterances = tuple(
-        Utterance(seq, speaker, start_s, end_s, text, confidence, tuple(words_by_seq.get(seq, ())))
-        for seq, speaker, start_s, end_s, text, confidence in rows["utterances"]
-    )
-    tokens = [Token._make(row) for row in rows["tokens"]]
     metrics = {metric: MetricValue(_nan_none(value), _nan_none(start), _nan_none(end))
-               for metric, value, start, end in rows["call_metrics"]}
-    return analysed_from_tokens(Transcript(call_id, duration_s, speaker_mode, utterances), tokens, metrics)
+               for metric, value, start, end in metric_rows}
+    tokens = [Token._make(row) for row in token_rows]
+    return analysed_from_tokens(Transcript(call_id, duration_s, speaker_mode, ()), tokens, metrics)
 
 
 def _nan_none(value):
