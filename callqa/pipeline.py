@@ -23,7 +23,7 @@ from typing import Callable, Iterator, NamedTuple
 from . import __version__
 from .asr_pool import AsrRunner, busy_seconds
 from .audio import load_audio
-from .errors import AudioError, CallQAError, TranscriptionError
+from .errors import AudioError, TranscriptionError
 from .ingest import (
     DEFAULT_NAME_PATTERN,
     Candidate,

@@ -6,11 +6,9 @@ import json
 import textwrap
 from pathlib import Path
 
-import pytest
 import yaml
 
 from callqa.analyse import analyse
-from callqa.nlp import load_nlp
 from callqa.records import Transcript, Utterance, Word
 from callqa.rubric import Rubric, parse_rubric
 from callqa.score import compile_rubric, evaluate
@@ -19,11 +17,6 @@ DATA = Path(__file__).parent / "data"
 RUBRICS = DATA / "rubrics"
 CONVERSATIONS = DATA / "conversations"
 SHIPPED = Path(__file__).parent.parent / "rubrics"
-
-
-@pytest.fixture(scope="session")
-def nlp():
-    return load_nlp()
 
 
 def utterance(seq: int, speaker: str, start: float, text: str, end: float | None = None) -> Utterance:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from audio_helpers import JFK, STEREO, speech, write_audio

@@ -8,7 +8,7 @@ import pytest
 from callqa.analyse import analyse
 from callqa.rubric import load_rubric
 from callqa.score import compile_rubric, evaluate
-from rubric_helpers import RUBRICS, harper_valley, nlp  # noqa: F401
+from rubric_helpers import RUBRICS, harper_valley
 
 CARD, APPOINTMENT, HOURS = "3a20358e1bfc4a17", "a7ccc3379af44b9f", "ff0296d00e5e4184"
 

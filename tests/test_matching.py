@@ -6,7 +6,7 @@ import pytest
 
 from callqa.analyse import analyse, analyse_many, analysed_from_tokens, docs_from_tokens
 from callqa.score import compile_rubric, evaluate, spoken_number
-from rubric_helpers import harper_valley, nlp, one_criterion, outcomes, result, rubric, transcript  # noqa: F401
+from rubric_helpers import harper_valley, one_criterion, outcomes, result, rubric, transcript
 
 HELP = {"speaker": "agent", "match": {"any": ["help you"]}}
 

@@ -12,7 +12,7 @@ from callqa.metrics import compute_metrics
 from callqa.records import AnalysedCall
 from callqa.rubric import Rubric, load_rubric
 from callqa.score import compile_rubric, evaluate
-from rubric_helpers import SHIPPED, nlp, one_criterion, result, score, transcript  # noqa: F401
+from rubric_helpers import SHIPPED, one_criterion, result, score, transcript
 
 # A call whose metrics decide outcomes: agent_talk_ratio is 1.0; customer sentiment is None (customer silent).
 METRIC_CALL = transcript([("agent", 0, "hello this is the clinic", 2), ("agent", 5, "are you there", 6)])
