@@ -79,8 +79,8 @@ def _script_phi(scripts: Path, annotations: Path) -> dict[Path, dict]:
     phi = {}
     for path in sorted(scripts.glob("*.yaml")) if scripts.is_dir() else ():
         script = yaml.safe_load(path.read_text(encoding="utf-8"))
-        values = (script.get("phi") if isinstance(script, dict) else None) or annotated.get(path.name)
-        if values:
+        values = script.get("phi") if isinstance(script, dict) and "phi" in script else annotated.get(path.name)
+        if values is not None:  # {} is a script annotated as holding no PHI
             phi[path] = values
     return phi
 
