@@ -261,34 +261,24 @@ class BatchRun:
         self._report(CallOutcome(source.path, source.call_id, status, time.perf_counter() - t0, duration, scores, error))
 
     def _transcribe_and_score(self, source: CallSource, transcribed: _Transcribed) -> tuple[CallRecord, str | None]:
-        prepared = transcribed.prepared
-        error = prepared.error or transcribed.error
+        prepared, audio = transcribed.prepared, transcribed.prepared.audio
         conflict = self._id_conflict(source)
         if conflict:  # stored beside the call that owns the id, never over it
-            error = error or conflict
             source = source._replace(call_id=f"{source.call_id}#{source.audio_sha256[:8]}")
+        error = prepared.error or transcribed.error or conflict
+        if error is None and audio is not None and transcribed.utterances is None:
+            # Not started ahead because the same audio was already in flight under another name, and that copy failed.
+            transcribed = self._collect(prepared, self.asr.submit(audio))
+            error = transcribed.error
         base = dict(source=source, model=self.asr.model_label, redacted=self.options.redact)
-        audio = prepared.audio
-        if error is None and audio is not None:
-            try:
-                utterances = transcribed.utterances
-                if utterances is None:  # not started ahead as a duplicate, but the first copy failed
-                    result = self.asr.submit(audio).result()
-                    self.asr_intervals.append((result.started, result.finished))
-                    utterances = result.utterances
-                transcript = Transcript(source.call_id, audio.duration_s, audio.speaker_mode, utterances)
-                analysed, evaluations = self.scorer.score(transcript)
-                return CallRecord(status="ok", error=None, duration_s=audio.duration_s,
-                                  channels=audio.source_channels, sample_rate=audio.sample_rate, codec=audio.codec,
-                                  speaker_mode=audio.speaker_mode, analysed=analysed, evaluations=evaluations,
-                                  **base), None
-            except TranscriptionError as exc:
-                error = str(exc)
-        meta = {}
         if audio is not None:
-            meta = dict(duration_s=audio.duration_s, channels=audio.source_channels, sample_rate=audio.sample_rate,
+            base.update(duration_s=audio.duration_s, channels=audio.source_channels, sample_rate=audio.sample_rate,
                         codec=audio.codec, speaker_mode=audio.speaker_mode)
-        return CallRecord(status="failed", error=error, **meta, **base), error
+        if error is not None or audio is None:
+            return CallRecord(status="failed", error=error, **base), error
+        transcript = Transcript(source.call_id, audio.duration_s, audio.speaker_mode, transcribed.utterances)
+        analysed, evaluations = self.scorer.score(transcript)
+        return CallRecord(status="ok", error=None, analysed=analysed, evaluations=evaluations, **base), None
 
     def _id_conflict(self, source: CallSource) -> str | None:
         """A call id already used by different audio from another path is a metadata error, not an update."""
