@@ -96,22 +96,26 @@ class Scorer:
         return self.redactor.redact_analysed(call, docs), evaluations
 
     def rescore_missing(self, store: Store, call_ids: Sequence[str], run_id: str) -> int:
-        """Score stored calls that lack an evaluation for one of the current rubrics; returns calls rescored."""
-        missing = set()
+        """Score stored calls against the current rubrics they lack an evaluation for; returns calls rescored."""
+        rescored: set[str] = set()
         for loaded in self.rubrics:
             done = {row[0] for row in store.con.execute(
                 "SELECT call_id FROM evaluations WHERE rubric_sha256 = ? AND call_id IN (SELECT unnest(?))",
                 [loaded.rubric.sha256, list(call_ids)]).fetchall()}
-            missing |= set(call_ids) - done
-        if missing:
-            self.rescore(store, sorted(missing), run_id)
-        return len(missing)
+            missing = sorted(set(call_ids) - done)
+            if missing:
+                self.rescore(store, missing, run_id, [loaded])
+                rescored.update(missing)
+        return len(rescored)
 
-    def rescore(self, store: Store, call_ids: Sequence[str], run_id: str) -> int:
-        """Evaluate stored calls against every rubric from their stored tokens; one transaction per chunk."""
+    def rescore(self, store: Store, call_ids: Sequence[str], run_id: str,
+                rubrics: Sequence[LoadedRubric] | None = None) -> int:
+        """Evaluate stored calls from their stored tokens against ``rubrics`` (default: every rubric of this
+        scorer); one transaction per chunk."""
+        rubrics = self.rubrics if rubrics is None else rubrics
         count = 0
         for calls in load_analysed(store, call_ids):
-            evaluations = [evaluate(call, r.compiled) for call in calls for r in self.rubrics]
+            evaluations = [evaluate(call, r.compiled) for call in calls for r in rubrics]
             with transaction(store.con):
                 store.write_evaluations(evaluations, run_id)
             count += len(calls)
