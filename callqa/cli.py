@@ -19,7 +19,7 @@ import typer
 
 from . import __version__
 from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNEXPECTED, CallQAError, RubricError
-from .store import DEFAULT_DB
+from .store import DEFAULT_DB, Store
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 all processed; 3 finished but some files failed; 2 usage or configuration error "
@@ -214,7 +214,6 @@ def scorecard(
 ) -> None:
     """Per-agent scorecards: a table on the terminal, or files for trainers (the html report prints on A4)."""
     from .export import ScorecardQuery, write_scorecard
-    from .store import Store
 
     with _run(), Store(db, read_only=True) as store:
         query = ScorecardQuery(tuple(agent), since and since.date(), until and until.date(), by, rubric)
@@ -231,7 +230,6 @@ def show(
 ) -> None:
     """One call: transcript with speakers and times, call metrics, every criterion's outcome and evidence."""
     from .query import render_call, show_call
-    from .store import Store
 
     with _run(), Store(db, read_only=True) as store:
         _echo(render_call(show_call(store, call_id), fmt))

@@ -158,7 +158,7 @@ def test_asr_failure_is_isolated(tmp_path, monkeypatch):
     assert (summary.processed, summary.failed) == (1, 1)
     rows = dict(_rows(tmp_path / "q.duckdb", "SELECT call_id, coalesce(error, status) FROM calls"))
     assert rows["ok"] == "ok"
-    assert rows["asr-breaks"].startswith("ASR failed (TranscriptionError") or "simulated CTranslate2 failure" in rows["asr-breaks"]
+    assert rows["asr-breaks"] == "ASR failed (RuntimeError: simulated CTranslate2 failure)"
 
 
 def test_rubric_change_rescores_without_transcribing_again(tmp_path, monkeypatch):
