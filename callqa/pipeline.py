@@ -1,7 +1,9 @@
 """The nightly batch: ingest -> audio -> transcribe -> analyse -> score -> redact -> store.
 
 Stages overlap: the next recording decodes on a thread while ASR workers transcribe the ones before it and
-this thread analyses, scores and stores finished ones, one DuckDB transaction per call.
+this thread analyses, scores and stores finished ones, one DuckDB transaction per call. The ASR starts first:
+the workers fork before this process imports pandas or spaCy, and spaCy loads while the first calls are
+transcribed.
 
 Every problem with one recording is isolated: the call is stored with status 'failed' and a one-line reason,
 and the batch goes on. Problems that make the whole run pointless (bad rubric, manifest, DB path, model) raise
@@ -10,6 +12,7 @@ a UsageError before any work is done.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import threading
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 from . import __version__
-from .asr_pool import AsrRunner, busy_seconds
+from .asr_pool import AsrRunner, CallJob, busy_seconds
 from .audio import load_audio
 from .errors import AudioError, TranscriptionError
 from .ingest import (
@@ -34,9 +37,8 @@ from .ingest import (
     resolve_metadata,
     sha256_file,
 )
-from .records import CallSource, DecodedAudio, Transcript, Utterance
-from .scoring import Scorer
-from .store import CallRecord, Store
+from .records import CallRecord, CallSource, DecodedAudio, Transcript, Utterance
+from .rubric import load_rubrics
 from .transcribe import AsrSettings
 
 log = logging.getLogger("callqa")
@@ -121,21 +123,21 @@ class BatchRun:
         self.options = options
         self.on_outcome = on_outcome or (lambda outcome: None)
         self.stop = stop or threading.Event()
-        # ASR workers start first: they fork light (no spaCy yet) and load their models while spaCy loads here.
+        self.name_pattern = compile_name_pattern(options.name_pattern)
+        self.manifest = read_manifest(options.manifest) if options.manifest else {}
+        self.rubrics = load_rubrics(options.rubrics)  # validated now; compiled with spaCy once the ASR runs
+        # Forked while this process is light: pandas, DuckDB and spaCy start threads, and a worker inheriting
+        # their malloc arenas spends 5-10 % of its time in the kernel (see asr_pool.keep_freed_memory).
         self.asr = AsrRunner(options.asr)
         try:
-            self.name_pattern = compile_name_pattern(options.name_pattern)
-            self.manifest = read_manifest(options.manifest) if options.manifest else {}
-            self.scorer = Scorer.from_paths(options.rubrics, redact=options.redact, allow_list=options.allow_list)
+            from .store import Store
+
             self.store = Store(options.db)
         except BaseException:
             self.asr.close()
             raise
-        try:
-            self.asr.wait_ready()
-        except BaseException:
-            self.close()
-            raise
+        self.scorer = None  # built by _open_run, while the first calls are transcribed
+        self.started_run = False
         self.run_id = uuid.uuid4().hex[:12]
         self.counts = dict(processed=0, rescored=0, skipped=0, failed=0, in_progress=0)
         self.problems: list[tuple[str, str]] = []
@@ -176,19 +178,32 @@ class BatchRun:
         for missing in missing_manifest_files(self.manifest):
             self._report(CallOutcome(str(missing), None, "missing", 0.0, 0.0, {}, "named in the manifest, not found"))
         self._stored = self.store.stored_calls()
-        self.scorer.save_rubrics(self.store)
-        self.store.start_run(self.run_id, command or " ".join(sys.argv), __version__)
+        self._command = command or " ".join(sys.argv)
         try:
             for transcribed in self._transcribed(self._prepared(candidates)):
                 self._process(transcribed)
+            self._open_run()  # also when nothing was transcribed: the rubrics and the run are recorded
         finally:
             summary = self._summary(len(candidates), time.perf_counter() - started)
-            self.store.finish_run(self.run_id, {
-                "files_seen": summary.files_seen, "processed": summary.processed, "skipped": summary.skipped,
-                "failed": summary.failed, "audio_seconds": summary.audio_seconds,
-                "wall_seconds": summary.wall_seconds, "interrupted": summary.interrupted,
-            })
+            if self.started_run:
+                self.store.finish_run(self.run_id, {
+                    "files_seen": summary.files_seen, "processed": summary.processed, "skipped": summary.skipped,
+                    "failed": summary.failed, "audio_seconds": summary.audio_seconds,
+                    "wall_seconds": summary.wall_seconds, "interrupted": summary.interrupted,
+                })
         return summary
+
+    def _open_run(self) -> None:
+        """Load spaCy and compile the rubrics, then record them and this run: before the first call is stored."""
+        if self.started_run:
+            return
+        from .scoring import Scorer
+
+        opts = self.options
+        self.scorer = Scorer.from_rubrics(self.rubrics, redact=opts.redact, allow_list=opts.allow_list)
+        self.scorer.save_rubrics(self.store)
+        self.store.start_run(self.run_id, self._command, __version__)
+        self.started_run = True
 
     def _prepared(self, candidates: list[Candidate]) -> Iterator[_Prepared]:
         """Decode the next recording while the current one is transcribed; stop between calls when asked."""
@@ -208,17 +223,21 @@ class BatchRun:
 
         CTranslate2 releases the GIL, so spaCy and DuckDB work here (the only thread touching the database)
         while the cores decode speech. On a stop, the calls already submitted are finished and stored; no
-        further one is started (``_prepared`` yields no more).
+        further one is submitted or decoded.
         """
-        in_flight: deque[tuple[_Prepared, Future | None]] = deque()
+        prepared = iter(prepared)
+        in_flight: deque[tuple[_Prepared, CallJob | None]] = deque(
+            (item, self._submit(item)) for item in itertools.islice(prepared, self.asr.workers + 1))
+        self._open_run()  # spaCy loads while the first calls are transcribed
         for item in prepared:
+            yield self._collect(*in_flight.popleft())
+            if self.stop.is_set():
+                break
             in_flight.append((item, self._submit(item)))
-            if len(in_flight) > self.asr.workers:
-                yield self._collect(*in_flight.popleft())
         while in_flight:
             yield self._collect(*in_flight.popleft())
 
-    def _submit(self, prepared: _Prepared) -> Future | None:
+    def _submit(self, prepared: _Prepared) -> CallJob | None:
         """Start the ASR of a decoded recording, unless its audio is (or is being) stored already."""
         source, audio = prepared.source, prepared.audio
         if audio is None or prepared.error is not None or source is None:
@@ -228,14 +247,14 @@ class BatchRun:
         self._asr_hashes.add(source.audio_sha256)
         return self.asr.submit(audio)
 
-    def _collect(self, prepared: _Prepared, future: Future | None) -> _Transcribed:
-        if future is None:
+    def _collect(self, prepared: _Prepared, job: CallJob | None) -> _Transcribed:
+        if job is None:
             return _Transcribed(prepared, None, None)
         try:
-            result = future.result()
+            result = job.result()
         except TranscriptionError as exc:
             return _Transcribed(prepared, None, str(exc))
-        self.asr_intervals.append((result.started, result.finished))
+        self.asr_intervals.extend(result.intervals)
         return _Transcribed(prepared, result.utterances, None)
 
     def _process(self, transcribed: _Transcribed) -> None:

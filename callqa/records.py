@@ -129,3 +129,20 @@ class Evaluation(NamedTuple):
     auto_failed: bool
     section_scores: dict[str, float | None]
     results: tuple[CriterionResult, ...]
+
+
+class CallRecord(NamedTuple):
+    """Everything stored for one recording; ``analysed`` is None for a failed call."""
+
+    source: CallSource
+    status: str  # ok | failed
+    error: str | None
+    model: str
+    redacted: bool
+    duration_s: float | None = None
+    channels: int | None = None
+    sample_rate: int | None = None
+    codec: str | None = None
+    speaker_mode: str | None = None
+    analysed: AnalysedCall | None = None
+    evaluations: tuple[Evaluation, ...] = ()

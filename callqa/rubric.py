@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Iterable, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -244,6 +244,7 @@ class Rubric(_Strict):
 
     _sha256: str | None = PrivateAttr(None)
     _source: str | None = PrivateAttr(None)
+    _text: str | None = PrivateAttr(None)
 
     @property
     def sha256(self) -> str:
@@ -256,6 +257,13 @@ class Rubric(_Strict):
     @property
     def source(self) -> str | None:
         return self._source
+
+    @property
+    def text(self) -> str:
+        """The YAML as written (stored with every rubric version), else the validated content as YAML."""
+        if self._text is None:
+            self._text = yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+        return self._text
 
     def criteria(self) -> list[tuple[Section, Criterion]]:
         return [(section, criterion) for section in self.sections for criterion in section.criteria]
@@ -431,6 +439,7 @@ def parse_rubric(text: str, source: str = "<rubric>") -> Rubric:
     if found_problems:
         unique = sorted(set(found_problems))
         raise RubricError([f"{source}:{line}: {message}" for line, message in unique])
+    rubric._text = text
     return rubric
 
 
@@ -448,6 +457,11 @@ def load_rubric(path: str | Path) -> Rubric:
     rubric._sha256 = hashlib.sha256(raw).hexdigest()
     rubric._source = str(path)
     return rubric
+
+
+def load_rubrics(paths: Iterable[str | Path]) -> tuple[Rubric, ...]:
+    """The rubrics a run scores against: the given files, or the shipped default when none is given."""
+    return tuple(load_rubric(path) for path in list(paths) or [default_rubric_path()])
 
 
 def default_rubric_path() -> Path:

@@ -20,7 +20,7 @@ from .analyse import analyse_many, analysed_from_tokens
 from .nlp import load_nlp
 from .records import AnalysedCall, Evaluation, MetricValue, Token, Transcript, Utterance
 from .redact import PhiSpan, Redactor, placeholder
-from .rubric import Rubric, default_rubric_path, load_rubric
+from .rubric import Rubric, load_rubrics
 from .score import CompiledRubric, compile_rubric, evaluate
 from .store import RubricRow, Store, transaction
 
@@ -30,13 +30,12 @@ log = logging.getLogger("callqa")
 class LoadedRubric(NamedTuple):
     rubric: Rubric
     compiled: CompiledRubric
-    text: str
 
 
 def rubric_row(loaded: LoadedRubric) -> RubricRow:
     r = loaded.rubric
     sections = [{"id": s.id, "name": s.name or s.id, "weight": s.weight} for s in r.sections]
-    return RubricRow(r.sha256, r.id, r.version, r.name or r.id, r.pass_mark, sections, loaded.text)
+    return RubricRow(r.sha256, r.id, r.version, r.name or r.id, r.pass_mark, sections, r.text)
 
 
 def phi_display(tokens: Sequence[Token], utterances: Sequence[Utterance],
@@ -72,11 +71,12 @@ class Scorer:
 
     @classmethod
     def from_paths(cls, paths: Iterable[Path], redact: bool = True, allow_list: Sequence[str] = ()) -> "Scorer":
+        return cls.from_rubrics(load_rubrics(paths), redact, allow_list)
+
+    @classmethod
+    def from_rubrics(cls, rubrics: Iterable[Rubric], redact: bool = True, allow_list: Sequence[str] = ()) -> "Scorer":
         nlp = load_nlp()
-        loaded = []
-        for path in list(paths) or [default_rubric_path()]:
-            rubric = load_rubric(path)
-            loaded.append(LoadedRubric(rubric, compile_rubric(rubric, nlp), Path(path).read_text(encoding="utf-8")))
+        loaded = [LoadedRubric(rubric, compile_rubric(rubric, nlp)) for rubric in rubrics]
         return cls(loaded, Redactor(nlp, allow_list=tuple(allow_list)) if redact else None)
 
     def save_rubrics(self, store: Store) -> None:

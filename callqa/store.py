@@ -12,15 +12,17 @@ import os
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
 import duckdb
-import pandas as pd
 
 from . import views
 from .errors import DatabaseError
-from .records import AnalysedCall, CallSource, Evaluation, Transcript
+from .records import AnalysedCall, CallRecord, CallSource, Evaluation, Transcript
 from .schema import MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("callqa")
 
@@ -31,23 +33,6 @@ EVALUATION_TABLES = ("evaluations", "section_scores", "criterion_results")
 
 def default_db_path() -> Path:
     return Path(os.environ.get("CALLQA_DB") or DEFAULT_DB)
-
-
-class CallRecord(NamedTuple):
-    """Everything stored for one recording; ``analysed`` is None for a failed call."""
-
-    source: CallSource
-    status: str  # ok | failed
-    error: str | None
-    model: str
-    redacted: bool
-    duration_s: float | None = None
-    channels: int | None = None
-    sample_rate: int | None = None
-    codec: str | None = None
-    speaker_mode: str | None = None
-    analysed: AnalysedCall | None = None
-    evaluations: tuple[Evaluation, ...] = ()
 
 
 class RubricRow(NamedTuple):
@@ -196,8 +181,11 @@ class Store:
         """Replace everything stored for this call id with ``record``, atomically."""
         call_id = record.source.call_id
         with transaction(self.con):
-            for table in ("calls", *PER_CALL_TABLES, *EVALUATION_TABLES):
-                self.con.execute(f"DELETE FROM {table} WHERE call_id = ?", [call_id])
+            # Most calls are new: deleting only where the id is known keeps a big database from being scanned
+            # once per table for every call.
+            if self.con.execute("SELECT 1 FROM calls WHERE call_id = ?", [call_id]).fetchone():
+                for table in ("calls", *PER_CALL_TABLES, *EVALUATION_TABLES):
+                    self.con.execute(f"DELETE FROM {table} WHERE call_id = ?", [call_id])
             insert_frame(self.con, "calls", call_frame(record, run_id))
             if record.analysed is not None:
                 for table, frame in transcript_frames(call_id, record.analysed).items():
@@ -226,6 +214,8 @@ class Store:
 
 
 def call_frame(record: CallRecord, run_id: str) -> pd.DataFrame:
+    import pandas as pd  # on the first write: `callqa score` forks its ASR workers before pandas starts threads
+
     s = record.source
     return pd.DataFrame(
         [{
@@ -240,6 +230,8 @@ def call_frame(record: CallRecord, run_id: str) -> pd.DataFrame:
 
 
 def transcript_frames(call_id: str, analysed: AnalysedCall) -> dict[str, pd.DataFrame]:
+    import pandas as pd
+
     transcript: Transcript = analysed.transcript
     utterances = pd.DataFrame(
         [(call_id, u.seq, u.speaker, u.start, u.end, u.text, u.confidence) for u in transcript.utterances],
@@ -261,6 +253,8 @@ def transcript_frames(call_id: str, analysed: AnalysedCall) -> dict[str, pd.Data
 
 
 def evaluation_frames(evaluations: list[Evaluation], run_id: str) -> dict[str, pd.DataFrame]:
+    import pandas as pd
+
     now = datetime.now()
     evals = pd.DataFrame(
         [(e.call_id, e.rubric_id, e.rubric_version, e.rubric_sha256, e.score, e.passed, e.auto_failed, now, run_id)

@@ -4,18 +4,17 @@ Whisper invents text on silence ("Thank you." on the listening channel), so deco
 decodes speech only, no conditioning on previous text, and segments Whisper itself rates as probably
 not speech are dropped.
 
-Throughput: a call channel is mostly silence (one speaks while the other listens), so by default the speech of
-every channel of several calls is packed into 30 s windows and decoded in batches (faster-whisper's
-BatchedInferencePipeline over the channels laid end to end); see ``ChannelLayout``.
+Throughput: a call channel is mostly silence (one speaks while the other listens), and VAD keeps Whisper to the
+speech. Batched decoding (faster-whisper's BatchedInferencePipeline, ``batch_size`` > 0) is available but off by
+default: it loses words on call audio (see README, Performance).
 """
 
 from __future__ import annotations
 
 import logging
-import bisect
 import os
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
@@ -27,17 +26,13 @@ log = logging.getLogger("callqa")
 BUNDLED_MODEL = "bundled:tiny.en"
 NO_SPEECH_DROP = 0.6
 UTTERANCE_GAP_S = 1.5  # a pause this long inside one Whisper segment starts a new utterance
-SAMPLE_RATE = 16000
-# Silence laid between channels: longer than the batched VAD's 160 ms minimum silence, so no speech region
-# (and so no word) spans two channels.
-CHANNEL_GAP_S = 1.0
 
 
 class AsrSettings(NamedTuple):
     model: str = BUNDLED_MODEL
     compute_type: str = "int8"
     beam_size: int = 1
-    batch_size: int = 0  # 0: sequential decoding per channel, else batched decoding of packed speech
+    batch_size: int = 0  # 0: sequential decoding, else batched decoding of each channel's speech
     cpu_threads: int = 0  # per model; 0: the cores shared out between the workers
     workers: int = 0  # ASR worker processes, each with its own model; 0: one per core
     language: str = "en"
@@ -114,59 +109,7 @@ class Transcriber:
         return [u for words in self._words(audio) for u in split_on_pauses(words, speaker)]
 
     def transcribe(self, audio: DecodedAudio) -> tuple[Utterance, ...]:
-        return self.transcribe_many([audio])[0]
-
-    def transcribe_many(self, audios: Sequence[DecodedAudio]) -> list[tuple[Utterance, ...]]:
-        """Transcripts of several calls; batched decoding packs the speech of all their channels together."""
-        if self.pipeline is None:
-            return [merge_timeline(self.transcribe_channel(ch, spk) for ch, spk in zip(a.channels, a.speakers))
-                    for a in audios]
-        layout = ChannelLayout(audios)
-        per_channel: list[list[Utterance]] = [[] for _ in layout.offsets]
-        for words in self._words(layout.audio):
-            for channel, local in layout.split(words):
-                per_channel[channel].extend(split_on_pauses(local, layout.speakers[channel]))
-        return [merge_timeline(per_channel[i] for i in channels) for channels in layout.channels_of_call]
-
-
-class ChannelLayout:
-    """Every channel of several calls laid end to end, CHANNEL_GAP_S of silence apart, as one signal.
-
-    One VAD pass and one batched decode then serve them all: speech of different channels and calls shares
-    30 s windows and batches, instead of each channel padding its own last window and decoding alone.
-    """
-
-    def __init__(self, audios: Sequence[DecodedAudio]):
-        gap = np.zeros(int(CHANNEL_GAP_S * SAMPLE_RATE), dtype=np.float32)
-        parts: list[np.ndarray] = []
-        self.offsets: list[float] = []  # start of each channel in the joined signal, seconds
-        self.durations: list[float] = []
-        self.speakers: list[str] = []
-        self.channels_of_call: list[range] = []
-        position = 0
-        for audio in audios:
-            first = len(self.offsets)
-            for channel, speaker in zip(audio.channels, audio.speakers):
-                self.offsets.append(position / SAMPLE_RATE)
-                self.durations.append(channel.size / SAMPLE_RATE)
-                self.speakers.append(speaker)
-                parts += [channel.astype(np.float32, copy=False), gap]
-                position += channel.size + gap.size
-            self.channels_of_call.append(range(first, len(self.offsets)))
-        self.audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-
-    def split(self, words: list[Word]) -> list[tuple[int, list[Word]]]:
-        """A segment's words grouped by the channel they were spoken on, with times local to that channel."""
-        groups: list[tuple[int, list[Word]]] = []
-        for w in words:
-            channel = max(bisect.bisect_right(self.offsets, (w.start + w.end) / 2) - 1, 0)
-            offset, duration = self.offsets[channel], self.durations[channel]
-            local = w._replace(start=min(max(w.start - offset, 0.0), duration),
-                               end=min(max(w.end - offset, 0.0), duration))
-            if not groups or groups[-1][0] != channel:
-                groups.append((channel, []))
-            groups[-1][1].append(local)
-        return groups
+        return merge_timeline(self.transcribe_channel(ch, spk) for ch, spk in zip(audio.channels, audio.speakers))
 
 
 def split_on_pauses(words: list[Word], speaker: str) -> list[Utterance]:

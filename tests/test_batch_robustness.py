@@ -167,18 +167,19 @@ def test_rubric_change_rescores_without_transcribing_again(tmp_path, monkeypatch
     _old(shutil.copy(STEREO, d / "a.garcia_20261102T091500_c1.wav"))
     _old(shutil.copy(JFK, d / "b.chen_20261102T091600_c2.flac"))
     asr_calls = []
-    real = Transcriber.transcribe
-    monkeypatch.setattr(Transcriber, "transcribe", lambda self, audio: asr_calls.append(1) or real(self, audio))
+    real = Transcriber.transcribe_channel
+    monkeypatch.setattr(Transcriber, "transcribe_channel",
+                        lambda self, audio, speaker: asr_calls.append(1) or real(self, audio, speaker))
     db = tmp_path / "q.duckdb"
     runner = CliRunner()
     assert runner.invoke(app, ["score", str(d), "--db", str(db), "--workers", "1"]).exit_code == 0
-    assert len(asr_calls) == 2
+    assert len(asr_calls) == 3  # the stereo call's two channels and the mono one
     changed = tmp_path / "clinic_v2.yaml"
     changed.write_text((ROOT / "rubrics" / "clinic_helpdesk.yaml").read_text().replace("pass_mark: 80", "pass_mark: 70")
                        .replace("version: 1", "version: 2"))
     result = runner.invoke(app, ["score", str(d), "--db", str(db), "--rubric", str(changed), "--workers", "1"])
     assert result.exit_code == 0 and "2 rescored" in result.stdout
-    assert len(asr_calls) == 2, "no recording was transcribed again"
+    assert len(asr_calls) == 3, "no recording was transcribed again"
     versions = _rows(db, "SELECT rubric_version, count(*) FROM evaluations GROUP BY 1 ORDER BY 1")
     assert versions == [(1, 2), (2, 2)], "old evaluations stay, keyed by rubric hash"
     assert _rows(db, "SELECT DISTINCT rubric_version FROM call_scores") == [(2,)]
@@ -236,7 +237,7 @@ def test_sigterm_finishes_the_current_call_and_prints_the_summary(tmp_path):
     d = tmp_path / "rec"
     d.mkdir()
     s16 = speech()
-    for i in range(5):
+    for i in range(8):
         write_audio(d / f"a.garcia_20261102T09{i:02d}00_t{i}.wav", [s16 * (0.4 + i / 20), s16[::-1] * 0.3], 16000)
     for f in d.iterdir():
         _old(f)
@@ -249,6 +250,6 @@ def test_sigterm_finishes_the_current_call_and_prints_the_summary(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM
     assert "SIGTERM received" in err and "(interrupted)" in out
     done = len(log.read_text().splitlines())
-    assert 1 <= done < 5
+    assert 1 <= done < 8
     assert _rows(tmp_path / "q.duckdb", "SELECT count(*) FROM calls") == [(done,)]
     assert _rows(tmp_path / "q.duckdb", "SELECT interrupted FROM runs") == [(True,)]
