@@ -161,9 +161,8 @@ def create_views(con: duckdb.DuckDBPyConnection) -> None:
     for name, (sql, comment, column_comments) in _views(section_ids(con, LATEST_RUBRICS)).items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
         con.execute(f"COMMENT ON VIEW {name} IS {_quote(comment)}")
-        columns = [row[0] for row in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main'", [name]
-        ).fetchall()]
+        # (duckdb_columns() binds every view of the file: 0.3 s on a new database, 60 times this query)
+        columns = [d[0] for d in con.execute(f"SELECT * FROM {name} LIMIT 0").description]
         for column in columns:
             text = column_comments.get(column) or COMMON_COLUMNS.get(column)
             if text:
