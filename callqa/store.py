@@ -1,7 +1,7 @@
 """The DuckDB store: opening (one writer, owner-only file), migrations, and bulk writes of whole calls.
 
 Every call's rows are written in one transaction, so a crash at any moment leaves either all of a call or
-none of it. Rows go in through registered DataFrames (``INSERT INTO t BY NAME SELECT ...``), never row by row.
+none of it. Rows go in through registered Arrow tables (``INSERT INTO t BY NAME SELECT ...``), never row by row.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ import os
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence
 
 import duckdb
 
 from . import views
 from .errors import DatabaseError
-from .records import AnalysedCall, CallRecord, CallSource, Evaluation, Transcript
+from .records import AnalysedCall, CallRecord, CallSource, Evaluation, Token, Transcript
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger("callqa")
 
@@ -105,8 +105,15 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("COMMIT")
 
 
-def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    if frame.empty:
+def arrow_table(rows: Iterable[Sequence], columns: Sequence[str]) -> pa.Table:
+    """Rows as an Arrow table, which DuckDB scans in place (registering a pandas frame cost 30 ms per call)."""
+    import pyarrow as pa  # on the first write: `callqa score` forks its ASR workers before pyarrow starts threads
+
+    return pa.table(dict(zip(columns, map(list, zip(*rows)))) or {name: [] for name in columns})
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pa.Table) -> None:
+    if frame.num_rows == 0:
         return
     name = f"_callqa_{table}"
     con.register(name, frame)
@@ -196,10 +203,10 @@ class Store:
     def write_evaluations(self, evaluations: Iterable[Evaluation], run_id: str, replace: bool = True) -> None:
         """Insert evaluations (keyed by call and rubric hash); with ``replace``, drop earlier rows of those keys."""
         frames = evaluation_frames(list(evaluations), run_id)
-        if frames["evaluations"].empty:
+        if frames["evaluations"].num_rows == 0:
             return
         if replace:
-            keys = frames["evaluations"][["call_id", "rubric_sha256"]]
+            keys = frames["evaluations"].select(["call_id", "rubric_sha256"])
             self.con.register("_callqa_keys", keys)
             try:
                 for table in EVALUATION_TABLES:
@@ -213,65 +220,56 @@ class Store:
             insert_frame(self.con, table, frame)
 
 
-def call_frame(record: CallRecord, run_id: str) -> pd.DataFrame:
-    import pandas as pd  # on the first write: `callqa score` forks its ASR workers before pandas starts threads
-
+def call_frame(record: CallRecord, run_id: str) -> pa.Table:
     s = record.source
-    return pd.DataFrame(
-        [{
-            "call_id": s.call_id, "source_path": s.path, "audio_sha256": s.audio_sha256, "agent_id": s.agent_id,
-            "started_at": s.started_at, "duration_s": record.duration_s, "channels": record.channels,
-            "sample_rate": record.sample_rate, "codec": record.codec, "speaker_mode": record.speaker_mode,
-            "model": record.model, "status": record.status, "error": record.error, "run_id": run_id,
-            "ingested_at": datetime.now(), "extra": json.dumps(s.extra, default=str), "redacted": record.redacted,
-            "size_bytes": s.size_bytes, "metadata_from": s.metadata_from,
-        }]
-    ).astype({"started_at": "datetime64[us]"})
+    row = {
+        "call_id": s.call_id, "source_path": s.path, "audio_sha256": s.audio_sha256, "agent_id": s.agent_id,
+        "started_at": s.started_at, "duration_s": record.duration_s, "channels": record.channels,
+        "sample_rate": record.sample_rate, "codec": record.codec, "speaker_mode": record.speaker_mode,
+        "model": record.model, "status": record.status, "error": record.error, "run_id": run_id,
+        "ingested_at": datetime.now(), "extra": json.dumps(s.extra, default=str), "redacted": record.redacted,
+        "size_bytes": s.size_bytes, "metadata_from": s.metadata_from,
+    }
+    return arrow_table([tuple(row.values())], list(row))
 
 
-def transcript_frames(call_id: str, analysed: AnalysedCall) -> dict[str, pd.DataFrame]:
-    import pandas as pd
-
+def transcript_frames(call_id: str, analysed: AnalysedCall) -> dict[str, pa.Table]:
     transcript: Transcript = analysed.transcript
-    utterances = pd.DataFrame(
+    utterances = arrow_table(
         [(call_id, u.seq, u.speaker, u.start, u.end, u.text, u.confidence) for u in transcript.utterances],
-        columns=["call_id", "seq", "speaker", "start_s", "end_s", "text", "confidence"],
+        ["call_id", "seq", "speaker", "start_s", "end_s", "text", "confidence"],
     )
-    words = pd.DataFrame(
+    words = arrow_table(
         [(call_id, u.seq, i, w.word, w.start, w.end, w.probability)
          for u in transcript.utterances for i, w in enumerate(u.words)],
-        columns=["call_id", "utterance_seq", "idx", "word", "start_s", "end_s", "probability"],
+        ["call_id", "utterance_seq", "idx", "word", "start_s", "end_s", "probability"],
     )
-    tokens = pd.DataFrame([t._asdict() for t in analysed.tokens])
-    if not tokens.empty:
-        tokens.insert(0, "call_id", call_id)
-    metrics = pd.DataFrame(
+    tokens = arrow_table([(call_id, *t) for t in analysed.tokens], ["call_id", *Token._fields])
+    metrics = arrow_table(
         [(call_id, name, m.value, m.start_s, m.end_s) for name, m in analysed.metrics.items()],
-        columns=["call_id", "metric", "value", "start_s", "end_s"],
+        ["call_id", "metric", "value", "start_s", "end_s"],
     )
     return {"utterances": utterances, "words": words, "tokens": tokens, "call_metrics": metrics}
 
 
-def evaluation_frames(evaluations: list[Evaluation], run_id: str) -> dict[str, pd.DataFrame]:
-    import pandas as pd
-
+def evaluation_frames(evaluations: list[Evaluation], run_id: str) -> dict[str, pa.Table]:
     now = datetime.now()
-    evals = pd.DataFrame(
+    evals = arrow_table(
         [(e.call_id, e.rubric_id, e.rubric_version, e.rubric_sha256, e.score, e.passed, e.auto_failed, now, run_id)
          for e in evaluations],
-        columns=["call_id", "rubric_id", "rubric_version", "rubric_sha256", "score", "passed", "auto_failed",
-                 "evaluated_at", "run_id"],
+        ["call_id", "rubric_id", "rubric_version", "rubric_sha256", "score", "passed", "auto_failed",
+         "evaluated_at", "run_id"],
     )
-    sections = pd.DataFrame(
+    sections = arrow_table(
         [(e.call_id, e.rubric_id, e.rubric_sha256, sid, score) for e in evaluations
          for sid, score in e.section_scores.items()],
-        columns=["call_id", "rubric_id", "rubric_sha256", "section_id", "score"],
+        ["call_id", "rubric_id", "rubric_sha256", "section_id", "score"],
     )
-    results = pd.DataFrame(
+    results = arrow_table(
         [(e.call_id, e.rubric_id, e.rubric_sha256, r.section_id, r.criterion_id, r.outcome, r.weight, r.value,
           r.evidence.speaker, r.evidence.start_s, r.evidence.end_s, r.evidence.text)
          for e in evaluations for r in e.results],
-        columns=["call_id", "rubric_id", "rubric_sha256", "section_id", "criterion_id", "outcome", "weight", "value",
-                 "evidence_speaker", "evidence_start_s", "evidence_end_s", "evidence_text"],
+        ["call_id", "rubric_id", "rubric_sha256", "section_id", "criterion_id", "outcome", "weight", "value",
+         "evidence_speaker", "evidence_start_s", "evidence_end_s", "evidence_text"],
     )
     return {"evaluations": evals, "section_scores": sections, "criterion_results": results}
