@@ -6,6 +6,7 @@ bad manifest, unusable DB path), caught before any work; 1 unexpected error; 130
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -250,4 +251,9 @@ def sql(
 
 
 def main() -> None:
-    app(prog_name="callqa")
+    try:
+        app(prog_name="callqa")
+    finally:
+        # spaCy's and Presidio's ~100k objects go with the process: spare the collector its last full pass over
+        # them (0.2 s at every exit, 1 % of a 15-minute batch).
+        gc.freeze()
