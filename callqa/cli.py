@@ -158,7 +158,7 @@ def rescore(
 
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
-    """SIGINT/SIGTERM finish the current call, then stop the batch; a second signal aborts at once."""
+    """SIGINT/SIGTERM finish the calls in flight, then stop the batch; a second signal aborts at once."""
     received: list[int] = []
 
     def handler(signum, frame):
@@ -166,7 +166,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
             raise KeyboardInterrupt
         received.append(signum)
         stop.set()
-        _err(f"callqa: {signal.Signals(signum).name} received; finishing the current call (again to abort)")
+        _err(f"callqa: {signal.Signals(signum).name} received; finishing the calls in flight (again to abort)")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
