@@ -21,7 +21,7 @@ import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 
 from . import __version__
 from .asr_pool import AsrRunner, CallJob, busy_seconds
@@ -40,6 +40,9 @@ from .ingest import (
 from .records import CallRecord, CallSource, DecodedAudio, Transcript, Utterance
 from .rubric import load_rubrics
 from .transcribe import AsrSettings
+
+if TYPE_CHECKING:
+    from .scoring import Scorer
 
 log = logging.getLogger("callqa")
 
@@ -136,7 +139,7 @@ class BatchRun:
         except BaseException:
             self.asr.close()
             raise
-        self.scorer = None  # built by _open_run, while the first calls are transcribed
+        self._scorer: Scorer | None = None  # see scorer()
         self.started_run = False
         self.run_id = uuid.uuid4().hex[:12]
         self.counts = dict(processed=0, rescored=0, skipped=0, failed=0, in_progress=0)
@@ -194,16 +197,21 @@ class BatchRun:
         return summary
 
     def _open_run(self) -> None:
-        """Load spaCy and compile the rubrics, then record them and this run: before the first call is stored."""
-        if self.started_run:
-            return
-        from .scoring import Scorer
+        """Record the rubrics and this run: before the first call is stored."""
+        if not self.started_run:
+            self.store.save_rubrics(self.rubrics)
+            self.store.start_run(self.run_id, self._command, __version__)
+            self.started_run = True
 
-        opts = self.options
-        self.scorer = Scorer.from_rubrics(self.rubrics, redact=opts.redact, allow_list=opts.allow_list)
-        self.scorer.save_rubrics(self.store)
-        self.store.start_run(self.run_id, self._command, __version__)
-        self.started_run = True
+    def scorer(self) -> Scorer:
+        """spaCy, Presidio and the compiled rubrics, loaded on first use: while the first calls are transcribed,
+        or not at all when every call is already stored and scored."""
+        if self._scorer is None:
+            from .scoring import Scorer
+
+            opts = self.options
+            self._scorer = Scorer.from_rubrics(self.rubrics, redact=opts.redact, allow_list=opts.allow_list)
+        return self._scorer
 
     def _prepared(self, candidates: list[Candidate]) -> Iterator[_Prepared]:
         """Decode the next recording while the current one is transcribed; stop between calls when asked."""
@@ -228,7 +236,9 @@ class BatchRun:
         prepared = iter(prepared)
         in_flight: deque[tuple[_Prepared, CallJob | None]] = deque(
             (item, self._submit(item)) for item in itertools.islice(prepared, self.asr.workers + 1))
-        self._open_run()  # spaCy loads while the first calls are transcribed
+        self._open_run()
+        if any(job is not None for _, job in in_flight):
+            self.scorer()  # spaCy loads while the first calls are transcribed
         for item in prepared:
             yield self._collect(*in_flight.popleft())
             if self.stop.is_set():
@@ -296,7 +306,7 @@ class BatchRun:
         if error is not None or audio is None:
             return CallRecord(status="failed", error=error, **base), error
         transcript = Transcript(source.call_id, audio.duration_s, audio.speaker_mode, transcribed.utterances)
-        analysed, evaluations = self.scorer.score(transcript)
+        analysed, evaluations = self.scorer().score(transcript)
         return CallRecord(status="ok", error=None, analysed=analysed, evaluations=evaluations, **base), None
 
     def _id_conflict(self, source: CallSource) -> str | None:
@@ -309,7 +319,8 @@ class BatchRun:
     def _skip_or_rescore(self, source: CallSource, path: str, t0: float) -> None:
         call_id = self._stored[(source.audio_sha256, self.asr.model_label)][0]
         self.store.note_path(source, call_id)
-        rescored = self.scorer.rescore_missing(self.store, [call_id], self.run_id)
+        lacking = any(self.store.missing_evaluations([call_id], rubric.sha256) for rubric in self.rubrics)
+        rescored = lacking and self.scorer().rescore_missing(self.store, [call_id], self.run_id)
         status = "rescored" if rescored else "skipped"
         self._report(CallOutcome(path, call_id, status, time.perf_counter() - t0, 0.0, {}, None))
 

@@ -19,15 +19,13 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
-
-from . import views
 from .analyse import analyse_many, analysed_from_tokens
 from .nlp import load_nlp
 from .records import AnalysedCall, Evaluation, MetricValue, Token, Transcript, Utterance
 from .redact import PhiSpan, Redactor, placeholder
 from .rubric import Rubric, load_rubrics
 from .score import CompiledRubric, compile_rubric, evaluate
-from .store import RubricRow, Store, transaction
+from .store import Store, transaction
 
 log = logging.getLogger("callqa")
 
@@ -35,12 +33,6 @@ log = logging.getLogger("callqa")
 class LoadedRubric(NamedTuple):
     rubric: Rubric
     compiled: CompiledRubric
-
-
-def rubric_row(loaded: LoadedRubric) -> RubricRow:
-    r = loaded.rubric
-    sections = [{"id": s.id, "name": s.name or s.id, "weight": s.weight} for s in r.sections]
-    return RubricRow(r.sha256, r.id, r.version, r.name or r.id, r.pass_mark, sections, r.text)
 
 
 def phi_display(tokens: Sequence[Token], utterances: Sequence[Utterance],
@@ -85,9 +77,7 @@ class Scorer:
         return cls(loaded, Redactor(nlp, allow_list=tuple(allow_list)) if redact else None)
 
     def save_rubrics(self, store: Store) -> None:
-        for loaded in self.rubrics:
-            store.save_rubric(rubric_row(loaded))
-        views.create_views(store.con)  # agent_scorecards has one column per section of the latest rubrics
+        store.save_rubrics(loaded.rubric for loaded in self.rubrics)
 
     def score(self, transcript: Transcript) -> tuple[AnalysedCall, tuple[Evaluation, ...]]:
         """(the analysed call to store, its evaluations), both redacted unless redaction is off."""
@@ -104,10 +94,7 @@ class Scorer:
         """Score stored calls against the current rubrics they lack an evaluation for; returns calls rescored."""
         rescored: set[str] = set()
         for loaded in self.rubrics:
-            done = {row[0] for row in store.con.execute(
-                "SELECT call_id FROM evaluations WHERE rubric_sha256 = ? AND call_id IN (SELECT unnest(?))",
-                [loaded.rubric.sha256, list(call_ids)]).fetchall()}
-            missing = sorted(set(call_ids) - done)
+            missing = store.missing_evaluations(call_ids, loaded.rubric.sha256)
             if missing:
                 self.rescore(store, missing, run_id, [loaded])
                 rescored.update(missing)

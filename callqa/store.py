@@ -24,6 +24,8 @@ from .schema import MIGRATIONS, SCHEMA_VERSION
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from .rubric import Rubric
+
 log = logging.getLogger("callqa")
 
 DEFAULT_DB = "callqa.duckdb"
@@ -43,6 +45,12 @@ class RubricRow(NamedTuple):
     pass_mark: float
     sections: list[dict]
     source: str
+
+
+def rubric_row(rubric: Rubric) -> RubricRow:
+    sections = [{"id": s.id, "name": s.name or s.id, "weight": s.weight} for s in rubric.sections]
+    return RubricRow(rubric.sha256, rubric.id, rubric.version, rubric.name or rubric.id, rubric.pass_mark, sections,
+                     rubric.text)
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -183,6 +191,20 @@ class Store:
             [rubric.rubric_sha256, rubric.rubric_id, rubric.version, rubric.name, rubric.pass_mark,
              json.dumps(rubric.sections), rubric.source, datetime.now()],
         )
+
+    def save_rubrics(self, rubrics: Iterable[Rubric]) -> None:
+        """Record each rubric version once, then rebuild the views: agent_scorecards has one column per section
+        of the latest rubrics."""
+        for rubric in rubrics:
+            self.save_rubric(rubric_row(rubric))
+        views.create_views(self.con)
+
+    def missing_evaluations(self, call_ids: Sequence[str], rubric_sha256: str) -> list[str]:
+        """The calls among ``call_ids`` with no evaluation against this rubric version, sorted."""
+        done = {row[0] for row in self.con.execute(
+            "SELECT call_id FROM evaluations WHERE rubric_sha256 = ? AND call_id IN (SELECT unnest(?))",
+            [rubric_sha256, list(call_ids)]).fetchall()}
+        return sorted(set(call_ids) - done)
 
     def save_call(self, record: CallRecord, run_id: str) -> None:
         """Replace everything stored for this call id with ``record``, atomically."""

@@ -253,3 +253,24 @@ def test_sigterm_finishes_the_current_call_and_prints_the_summary(tmp_path):
     assert 1 <= done < 8
     assert _rows(tmp_path / "q.duckdb", "SELECT count(*) FROM calls") == [(done,)]
     assert _rows(tmp_path / "q.duckdb", "SELECT interrupted FROM runs") == [(True,)]
+
+
+def test_a_rerun_with_everything_stored_does_not_load_spacy(tmp_path):
+    d = tmp_path / "rec"
+    d.mkdir()
+    _old(shutil.copy(JFK, d / "b.chen_20261102T091600_c2.flac"))
+    db = tmp_path / "q.duckdb"
+    assert _run_cli(["score", str(d), "--db", str(db)], cwd=tmp_path).wait(timeout=300) == 0
+    rerun = ("import sys; from pathlib import Path; from callqa.pipeline import ScoreOptions, score_paths; "
+             f"s = score_paths([Path({str(d)!r})], ScoreOptions(db=Path({str(db)!r}))); "
+             "print(s.skipped, 'spacy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", rerun], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.split() == ["1", "False"], out.stderr
+    changed = tmp_path / "v2.yaml"  # a new rubric version does need the pipeline: the call is rescored
+    changed.write_text((ROOT / "rubrics" / "clinic_helpdesk.yaml").read_text().replace("version: 1", "version: 2"))
+    rerun = rerun.replace("ScoreOptions(db=", f"ScoreOptions(rubrics=(Path({str(changed)!r}),), db=")
+    rerun = rerun.replace("print(s.skipped,", "print(s.rescored,")
+    out = subprocess.run([sys.executable, "-c", rerun], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.split() == ["1", "True"], out.stderr
