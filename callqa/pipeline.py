@@ -2,12 +2,12 @@
 
 Stages overlap: the next recording decodes on a thread while ASR workers transcribe the ones before it and
 this thread analyses, scores and stores finished ones, one DuckDB transaction per call. The ASR starts first:
-the workers fork before this process imports pandas or spaCy, and spaCy loads while the first calls are
+the workers fork before this process imports pyarrow, DuckDB or spaCy, and spaCy loads while the first calls are
 transcribed.
 
 Every problem with one recording is isolated: the call is stored with status 'failed' and a one-line reason,
 and the batch goes on. Problems that make the whole run pointless (bad rubric, manifest, DB path, model) raise
-a UsageError before any work is done.
+a UsageError before anything is stored.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class BatchRun:
         self.name_pattern = compile_name_pattern(options.name_pattern)
         self.manifest = read_manifest(options.manifest) if options.manifest else {}
         self.rubrics = load_rubrics(options.rubrics)  # validated now; compiled with spaCy once the ASR runs
-        # Forked while this process is light: pandas, DuckDB and spaCy start threads, and a worker inheriting
+        # Forked while this process is light: pyarrow, DuckDB and spaCy start threads, and a worker inheriting
         # their malloc arenas spends 5-10 % of its time in the kernel (see asr_pool.keep_freed_memory).
         self.asr = AsrRunner(options.asr)
         try:
