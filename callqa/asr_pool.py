@@ -2,8 +2,8 @@
 
 On a machine with few cores, N single-threaded CTranslate2 processes decoding different calls beat one process
 with N threads (measured on 2 cores, bundled tiny.en: 32.7x real time against 18.9x; the threads of one small
-model spend much of their time waiting for each other). Only audio goes to the workers and only utterances come
-back: the analysis and every database write stay in the calling process, one transaction per call.
+model spend much of their time waiting for each other). One channel's audio goes to a worker and its utterances
+come back: the analysis and every database write stay in the calling process, one transaction per call.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from .transcribe import AsrSettings, Transcriber, merge_timeline, resolve_model
 
 class AsrResult(NamedTuple):
     utterances: tuple[Utterance, ...]
-    intervals: tuple[tuple[float, float], ...]  # when each channel's ASR ran: time.monotonic(), comparable
-    # across processes on one machine
+    # When each channel's ASR ran, as time.monotonic() values (comparable across processes on one machine).
+    intervals: tuple[tuple[float, float], ...]
 
 
 class _ChannelResult(NamedTuple):

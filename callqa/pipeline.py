@@ -319,9 +319,11 @@ class BatchRun:
     def _skip_or_rescore(self, source: CallSource, path: str, t0: float) -> None:
         call_id = self._stored[(source.audio_sha256, self.asr.model_label)][0]
         self.store.note_path(source, call_id)
-        lacking = any(self.store.missing_evaluations([call_id], rubric.sha256) for rubric in self.rubrics)
-        rescored = lacking and self.scorer().rescore_missing(self.store, [call_id], self.run_id)
-        status = "rescored" if rescored else "skipped"
+        # Only a rubric version this call has no evaluation for needs the scorer (and so spaCy) at all.
+        lacking = {r.sha256 for r in self.rubrics if self.store.missing_evaluations([call_id], r.sha256)}
+        if lacking:
+            self.scorer().rescore(self.store, [call_id], self.run_id, only=lacking)
+        status = "rescored" if lacking else "skipped"
         self._report(CallOutcome(path, call_id, status, time.perf_counter() - t0, 0.0, {}, None))
 
     def _report(self, outcome: CallOutcome) -> None:

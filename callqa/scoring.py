@@ -17,7 +17,7 @@ import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Collection, Iterable, Iterator, NamedTuple, Sequence
 
 from .analyse import analyse_many, analysed_from_tokens
 from .nlp import load_nlp
@@ -90,21 +90,11 @@ class Scorer:
         evaluations = tuple(evaluate(call, r.compiled, docs, display=display) for r in self.rubrics)
         return self.redactor.redact_analysed(call, docs), evaluations
 
-    def rescore_missing(self, store: Store, call_ids: Sequence[str], run_id: str) -> int:
-        """Score stored calls against the current rubrics they lack an evaluation for; returns calls rescored."""
-        rescored: set[str] = set()
-        for loaded in self.rubrics:
-            missing = store.missing_evaluations(call_ids, loaded.rubric.sha256)
-            if missing:
-                self.rescore(store, missing, run_id, [loaded])
-                rescored.update(missing)
-        return len(rescored)
-
     def rescore(self, store: Store, call_ids: Sequence[str], run_id: str,
-                rubrics: Sequence[LoadedRubric] | None = None) -> int:
-        """Evaluate stored calls from their stored tokens against ``rubrics`` (default: every rubric of this
-        scorer); one transaction per chunk."""
-        rubrics = self.rubrics if rubrics is None else rubrics
+                only: Collection[str] | None = None) -> int:
+        """Evaluate stored calls from their stored tokens against this scorer's rubrics, or ``only`` those with
+        these hashes; one transaction per chunk."""
+        rubrics = [r for r in self.rubrics if only is None or r.rubric.sha256 in only]
         workers = (os.cpu_count() or 1) if len(call_ids) > RESCORE_CHUNK and _FORK is not None else 0
         count = 0
         with ChunkEvaluator(rubrics, workers) as evaluator:
@@ -142,11 +132,14 @@ def stored_rows(store: Store, call_ids: Sequence[str], chunk: int = RESCORE_CHUN
             _by_call(store.con.execute(metrics_sql, [ids]).fetchall())
 
 
-def evaluate_rows(rows: StoredRows, rubrics: Sequence[LoadedRubric] | None = None) -> list[Evaluation]:
+def evaluate_rows(rows: StoredRows, rubrics: Sequence[LoadedRubric]) -> list[Evaluation]:
     calls, tokens, metrics = rows
-    rubrics = _RUBRICS if rubrics is None else rubrics
     analysed = (_rebuild(call, tokens.get(call[0], []), metrics.get(call[0], [])) for call in calls)
     return [evaluate(call, r.compiled) for call in analysed for r in rubrics]
+
+
+def _evaluate_in_worker(rows: StoredRows) -> list[Evaluation]:
+    return evaluate_rows(rows, _RUBRICS)
 
 
 class ChunkEvaluator:
@@ -169,8 +162,10 @@ class ChunkEvaluator:
         return self
 
     def __exit__(self, *exc) -> None:
+        global _RUBRICS
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
+            _RUBRICS = ()
 
     def evaluated(self, chunks: Iterable[StoredRows]) -> Iterator[tuple[int, list[Evaluation]]]:
         """(calls in the chunk, their evaluations), in order."""
@@ -180,7 +175,7 @@ class ChunkEvaluator:
             return
         in_flight: deque[tuple[int, Future]] = deque()
         for rows in chunks:
-            in_flight.append((len(rows[0]), self.pool.submit(evaluate_rows, rows)))
+            in_flight.append((len(rows[0]), self.pool.submit(_evaluate_in_worker, rows)))
             if len(in_flight) > self.workers:
                 count, future = in_flight.popleft()
                 yield count, future.result()

@@ -260,7 +260,8 @@ def test_a_rerun_with_everything_stored_does_not_load_spacy(tmp_path):
     d.mkdir()
     _old(shutil.copy(JFK, d / "b.chen_20261102T091600_c2.flac"))
     db = tmp_path / "q.duckdb"
-    assert _run_cli(["score", str(d), "--db", str(db)], cwd=tmp_path).wait(timeout=300) == 0
+    first = _run_cli(["score", str(d), "--db", str(db)], cwd=tmp_path)
+    assert first.communicate(timeout=300) and first.returncode == 0
     rerun = ("import sys; from pathlib import Path; from callqa.pipeline import ScoreOptions, score_paths; "
              f"s = score_paths([Path({str(d)!r})], ScoreOptions(db=Path({str(db)!r}))); "
              "print(s.skipped, 'spacy' in sys.modules)")
