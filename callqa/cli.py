@@ -14,13 +14,16 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Annotated, Iterator, List, Optional
 
 import typer
 
 from . import __version__
 from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNEXPECTED, CallQAError, RubricError
+from .formats import CallFormat, FrameFormat, ScorecardFormat
+from .records import StereoChannel
 from .store import DEFAULT_DB, Store
+from .views import Period
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 all processed; 3 finished but some files failed; 2 usage or configuration error "
@@ -37,9 +40,13 @@ app = typer.Typer(
 rubric_app = typer.Typer(help="Work with rubric files.", no_args_is_help=True)
 app.add_typer(rubric_app, name="rubric")
 
-DbOption = typer.Option(
-    None, "--db", envvar="CALLQA_DB", help=f"DuckDB file (default: {DEFAULT_DB}; env CALLQA_DB)", show_default=False
-)
+DbOption = Annotated[Optional[Path], typer.Option(
+    "--db", envvar="CALLQA_DB", help=f"DuckDB file (default: {DEFAULT_DB}; env CALLQA_DB)", show_default=False
+)]
+RubricFiles = Annotated[List[Path], typer.Option(
+    "--rubric", help="Rubric YAML (repeatable) (default: shipped clinic rubric).")]
+# Options with a closed set of values are typed with a Literal: `--help` lists the values and typer refuses any
+# other with exit 2.
 
 
 def _err(message: str) -> None:
@@ -83,9 +90,11 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output on stderr (-vv: debug)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bar."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="More log output on stderr (-vv: debug).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr; no progress bar.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version.")] = False,
 ) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     from .console import configure_logging
@@ -95,27 +104,35 @@ def main_options(
 
 @app.command()
 def score(
-    paths: List[Path] = typer.Argument(..., help="Recordings, or folders searched recursively."),
-    db: Optional[Path] = DbOption,
-    rubric: List[Path] = typer.Option([], "--rubric", help="Rubric YAML (repeatable) (default: shipped clinic rubric)."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV: file, agent_id, started_at[, call_id, ...]."),
-    name_pattern: Optional[str] = typer.Option(None, "--name-pattern", help="File-name pattern for metadata "
-                                               "(default: {agent_id}_{started_at}_{call_id})."),
-    agent_channel: Optional[str] = typer.Option(None, "--agent-channel", help="Channel of the agent on stereo: "
-                                                "left|right (default: left)."),
-    model: Optional[str] = typer.Option(None, "--model", help="CTranslate2 model folder or faster-whisper name "
-                                        "(default: the bundled tiny.en)."),
-    compute_type: Optional[str] = typer.Option(None, "--compute-type", help="int8, int8_float32, float32 (default: int8)."),
-    beam_size: Optional[int] = typer.Option(None, "--beam-size", min=1, help="Beam size (default: 1, greedy)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=0,
-                                             help="Batched decoding size, 0 for sequential (default: 0)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=0, help="CPU threads per ASR worker "
-                                          "(0: the cores shared out between the workers)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="ASR worker processes, each with its "
-                                          "own model (0: one per core; 1: a thread of this process)."),
-    no_redact: bool = typer.Option(False, "--no-redact", help="Store transcripts WITHOUT removing patient data."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with defaults for these options."),
-    log_file: Optional[Path] = typer.Option(None, "--log-file", help="Append one JSON line per call to this file."),
+    paths: Annotated[List[Path], typer.Argument(help="Recordings, or folders searched recursively.")],
+    db: DbOption = None,
+    rubric: RubricFiles = [],
+    manifest: Annotated[Optional[Path], typer.Option(
+        "--manifest", help="CSV: file, agent_id, started_at[, call_id, ...].")] = None,
+    name_pattern: Annotated[Optional[str], typer.Option(
+        "--name-pattern", help="File-name pattern for metadata (default: {agent_id}_{started_at}_{call_id}).")] = None,
+    agent_channel: Annotated[Optional[StereoChannel], typer.Option(
+        "--agent-channel",
+        help="Channel of the agent on stereo (default: left).")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="CTranslate2 model folder or faster-whisper name (default: the bundled tiny.en).")] = None,
+    compute_type: Annotated[Optional[str], typer.Option(
+        "--compute-type", help="int8, int8_float32, float32 (default: int8).")] = None,
+    beam_size: Annotated[Optional[int], typer.Option(
+        "--beam-size", min=1, help="Beam size (default: 1, greedy).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", min=0, help="Batched decoding size, 0 for sequential (default: 0).")] = None,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", min=0, help="CPU threads per ASR worker (0: the cores shared out between the workers).")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", min=0, help="ASR worker processes, each with its own model (0: one per core; 1: a thread of "
+        "this process).")] = None,
+    no_redact: Annotated[bool, typer.Option(
+        "--no-redact", help="Store transcripts WITHOUT removing patient data.")] = False,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="YAML file with defaults for these options.")] = None,
+    log_file: Annotated[Optional[Path], typer.Option(
+        "--log-file", help="Append one JSON line per call to this file.")] = None,
 ) -> None:
     """Transcribe, score and store recordings. Already stored recordings are not transcribed again."""
     from .config import load_config
@@ -140,11 +157,12 @@ def score(
 
 @app.command()
 def rescore(
-    db: Optional[Path] = DbOption,
-    rubric: List[Path] = typer.Option([], "--rubric", help="Rubric YAML (repeatable) (default: shipped clinic rubric)."),
-    since: Optional[datetime] = typer.Option(None, "--since", help="Only calls started on or after this date."),
-    until: Optional[datetime] = typer.Option(None, "--until", help="Only calls started before this date."),
-    agent: List[str] = typer.Option([], "--agent", help="Only this agent's calls (repeatable)."),
+    db: DbOption = None,
+    rubric: RubricFiles = [],
+    since: Annotated[Optional[datetime], typer.Option(
+        "--since", help="Only calls started on or after this date.")] = None,
+    until: Annotated[Optional[datetime], typer.Option("--until", help="Only calls started before this date.")] = None,
+    agent: Annotated[List[str], typer.Option("--agent", help="Only this agent's calls (repeatable).")] = [],
 ) -> None:
     """Score stored calls again from their stored transcripts (no audio, no ASR). Old evaluations are kept."""
     from .rescore import rescore_db
@@ -177,7 +195,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
 
 
 @rubric_app.command("check")
-def rubric_check(files: List[Path] = typer.Argument(..., help="Rubric YAML files.")) -> None:
+def rubric_check(files: Annotated[List[Path], typer.Argument(help="Rubric YAML files.")]) -> None:
     """Validate rubrics; print every problem as FILE:LINE: path: message (exit 2 if any)."""
     from .rubric import load_rubric
 
@@ -201,17 +219,21 @@ def _echo(text: str) -> None:
 
 @app.command()
 def scorecard(
-    agent: List[str] = typer.Option([], "--agent", help="Only this agent (repeatable) (default: all)."),
-    since: Optional[datetime] = typer.Option(None, "--since", formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD."),
-    until: Optional[datetime] = typer.Option(None, "--until", formats=["%Y-%m-%d"],
-                                             help="Last day (included), YYYY-MM-DD."),
-    by: Optional[str] = typer.Option(None, "--by", help="One row per day|week|month (default: the whole range)."),
-    rubric: Optional[str] = typer.Option(None, "--rubric", help="Rubric id (its latest version) or ID@VERSION "
-                                         "(default: every rubric)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="table|csv|json|xlsx|parquet|html "
-                                      "(default: from the -o suffix, else table)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to FILE (default: the terminal)."),
-    db: Optional[Path] = DbOption,
+    agent: Annotated[List[str], typer.Option("--agent", help="Only this agent (repeatable) (default: all).")] = [],
+    since: Annotated[Optional[datetime], typer.Option(
+        "--since", formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD.")] = None,
+    until: Annotated[Optional[datetime], typer.Option(
+        "--until", formats=["%Y-%m-%d"], help="Last day (included), YYYY-MM-DD.")] = None,
+    by: Annotated[Optional[Period], typer.Option(
+        "--by", help="One row per period (default: the whole range).")] = None,
+    rubric: Annotated[Optional[str], typer.Option(
+        "--rubric", help="Rubric id (its latest version) or ID@VERSION (default: every rubric).")] = None,
+    fmt: Annotated[Optional[ScorecardFormat], typer.Option(
+        "--format",
+        help="Output format (default: from the -o suffix, else table).")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write to FILE (default: the terminal).")] = None,
+    db: DbOption = None,
 ) -> None:
     """Per-agent scorecards: a table on the terminal, or files for trainers (the html report prints on A4)."""
     from .export import ScorecardQuery, write_scorecard
@@ -225,9 +247,9 @@ def scorecard(
 
 @app.command()
 def show(
-    call_id: str = typer.Argument(..., help="The call's id (calls.call_id)."),
-    fmt: str = typer.Option("text", "--format", help="text|json."),
-    db: Optional[Path] = DbOption,
+    call_id: Annotated[str, typer.Argument(help="The call's id (calls.call_id).")],
+    fmt: Annotated[CallFormat, typer.Option("--format")] = "text",
+    db: DbOption = None,
 ) -> None:
     """One call: transcript with speakers and times, call metrics, every criterion's outcome and evidence."""
     from .query import render_call, show_call
@@ -238,9 +260,9 @@ def show(
 
 @app.command()
 def sql(
-    statement: Optional[str] = typer.Argument(None, help="SQL to run; '-' or none: read it from stdin."),
-    fmt: str = typer.Option("table", "--format", help="table|csv|json."),
-    db: Optional[Path] = DbOption,
+    statement: Annotated[Optional[str], typer.Argument(help="SQL to run; '-' or none: read it from stdin.")] = None,
+    fmt: Annotated[FrameFormat, typer.Option("--format")] = "table",
+    db: DbOption = None,
 ) -> None:
     """Run read-only SQL on the database (tables and views: see README); statements that write are refused."""
     from .export import render_frame

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import UsageError
 from .ingest import DEFAULT_NAME_PATTERN
 from .pipeline import ScoreOptions
+from .records import StereoChannel
 from .transcribe import BUNDLED_MODEL, AsrSettings
 
 
@@ -21,7 +22,7 @@ class Config(BaseModel):
     rubrics: list[Path] = Field(default_factory=list)
     manifest: Optional[Path] = None
     name_pattern: str = DEFAULT_NAME_PATTERN
-    agent_channel: Literal["left", "right"] = "left"
+    agent_channel: StereoChannel = "left"
     model: str = BUNDLED_MODEL
     compute_type: str = AsrSettings().compute_type
     beam_size: int = Field(AsrSettings().beam_size, ge=1)
@@ -37,7 +38,7 @@ class Config(BaseModel):
         merged.update({k: v for k, v in cli.items() if v is not None})
         if rubrics:
             merged["rubrics"] = list(rubrics)
-        if merged["agent_channel"] not in ("left", "right"):
+        if merged["agent_channel"] not in get_args(StereoChannel):
             raise UsageError(f"--agent-channel must be left or right, not {merged['agent_channel']!r}")
         asr = AsrSettings(model=merged["model"], compute_type=merged["compute_type"], beam_size=merged["beam_size"],
                           batch_size=merged["batch_size"], cpu_threads=merged["threads"],

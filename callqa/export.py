@@ -20,11 +20,12 @@ import yaml
 
 from . import views
 from .errors import NotFoundError, UsageError
+from .formats import SCORECARD_FORMATS
 from .store import Store
 
 log = logging.getLogger("callqa")
 
-FORMATS = ("table", "csv", "json", "xlsx", "parquet", "html")
+FORMATS = SCORECARD_FORMATS
 FILE_ONLY_FORMATS = ("xlsx", "parquet")
 _SUFFIX_FORMATS = {".txt": "table", ".csv": "csv", ".json": "json", ".xlsx": "xlsx", ".parquet": "parquet",
                    ".html": "html", ".htm": "html"}

@@ -37,7 +37,7 @@ from .ingest import (
     resolve_metadata,
     sha256_file,
 )
-from .records import CallRecord, CallSource, DecodedAudio, Transcript, Utterance
+from .records import CallRecord, CallSource, DecodedAudio, StereoChannel, Transcript, Utterance
 from .rubric import load_rubrics
 from .transcribe import AsrSettings
 
@@ -54,7 +54,7 @@ class ScoreOptions(NamedTuple):
     rubrics: tuple[Path, ...] = ()
     manifest: Path | None = None
     name_pattern: str = DEFAULT_NAME_PATTERN
-    agent_channel: str = "left"
+    agent_channel: StereoChannel = "left"
     asr: AsrSettings = AsrSettings()
     redact: bool = True
     allow_list: tuple[str, ...] = ()

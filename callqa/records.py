@@ -7,11 +7,22 @@ analyse -> AnalysedCall (Token); rubric/score -> Evaluation (CriterionResult).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
-SPEAKERS = ("agent", "customer", "unknown")
+Speaker = Literal["agent", "customer", "unknown"]
+SPEAKERS: tuple[Speaker, ...] = get_args(Speaker)
+# How the speakers were told apart: one per channel (as configured, or swapped after checking), or mono
+# (estimated, or unseparated; a fallback when a stereo file's channels are silent or identical).
+SpeakerMode = Literal["stereo", "stereo_swapped", "mono", "mono_estimated", "mono_fallback_silent",
+                      "mono_fallback_dual"]
+SPEAKER_MODES: tuple[SpeakerMode, ...] = get_args(SpeakerMode)
+AgentChannel = Literal["auto", "left", "right"]
+StereoChannel = Literal["left", "right"]  # what `--agent-channel` accepts until "auto" (speaker estimation) lands
+Status = Literal["ok", "failed"]
+Outcome = Literal["pass", "fail", "na"]
+MetadataFrom = Literal["manifest", "sidecar", "filename", "none"]
 
 
 class CallSource(NamedTuple):
@@ -24,19 +35,19 @@ class CallSource(NamedTuple):
     audio_sha256: str
     size_bytes: int
     extra: dict[str, Any]
-    metadata_from: str  # manifest | sidecar | filename | none
+    metadata_from: MetadataFrom
 
 
 class DecodedAudio(NamedTuple):
     """16 kHz float32 audio, one array per speaker channel."""
 
     channels: tuple[np.ndarray, ...]
-    speakers: tuple[str, ...]  # parallel to channels: agent/customer, or ("unknown",) on mono
+    speakers: tuple[Speaker, ...]  # parallel to channels: agent/customer, or ("unknown",) on mono
     sample_rate: int  # of the source file
     source_channels: int
     codec: str
     duration_s: float
-    speaker_mode: str  # stereo | mono | mono_fallback_silent | mono_fallback_dual
+    speaker_mode: SpeakerMode
     note: str  # why a fallback happened, empty otherwise
 
 
@@ -55,7 +66,7 @@ class Utterance(NamedTuple):
     """
 
     seq: int
-    speaker: str
+    speaker: Speaker
     start: float
     end: float
     text: str
@@ -66,7 +77,7 @@ class Utterance(NamedTuple):
 class Transcript(NamedTuple):
     call_id: str
     duration_s: float
-    speaker_mode: str
+    speaker_mode: SpeakerMode
     utterances: tuple[Utterance, ...]
 
 
@@ -86,7 +97,7 @@ class Token(NamedTuple):
     negated: bool  # inside a negated clause, from the dependency parse
     start_s: float
     end_s: float
-    speaker: str
+    speaker: Speaker
 
 
 class AnalysedCall(NamedTuple):
@@ -104,7 +115,7 @@ class MetricValue(NamedTuple):
 
 
 class Evidence(NamedTuple):
-    speaker: str | None
+    speaker: Speaker | None
     start_s: float | None
     end_s: float | None
     text: str | None
@@ -113,7 +124,7 @@ class Evidence(NamedTuple):
 class CriterionResult(NamedTuple):
     section_id: str
     criterion_id: str
-    outcome: str  # pass | fail | na
+    outcome: Outcome
     weight: float
     value: float | None
     evidence: Evidence
@@ -135,7 +146,7 @@ class CallRecord(NamedTuple):
     """Everything stored for one recording; ``analysed`` is None for a failed call."""
 
     source: CallSource
-    status: str  # ok | failed
+    status: Status
     error: str | None
     model: str
     redacted: bool
@@ -143,6 +154,6 @@ class CallRecord(NamedTuple):
     channels: int | None = None
     sample_rate: int | None = None
     codec: str | None = None
-    speaker_mode: str | None = None
+    speaker_mode: SpeakerMode | None = None
     analysed: AnalysedCall | None = None
     evaluations: tuple[Evaluation, ...] = ()

@@ -8,6 +8,7 @@ exactly the SQL of the views, only over a filtered selection of ``call_scores``.
 from __future__ import annotations
 
 import json
+from typing import Literal, get_args
 
 import duckdb
 
@@ -16,7 +17,8 @@ from .schema import COMMON_COLUMNS, _quote
 LATEST_RUBRICS = """
     SELECT arg_max(rubric_sha256, (version, first_used_at)) AS rubric_sha256 FROM rubrics GROUP BY rubric_id
 """
-PERIODS = ("day", "week", "month")
+Period = Literal["day", "week", "month"]
+PERIODS: tuple[Period, ...] = get_args(Period)
 VIEW_PERIOD = "week"  # agent_scorecards' period; `callqa scorecard --by` picks another
 FIXED_SCORECARD_COLUMNS = ("agent_id", "rubric_id", "rubric_version", "period", "calls", "avg_score", "pass_rate",
                            "auto_fail_count", "first_call", "last_call")

@@ -93,7 +93,6 @@ def test_bad_rubric_exits_2_listing_problems_and_writes_nothing(calls, tmp_path)
     (["--model", "/no/such/model"], "no such model folder"),
     (["--model", "large-v3"], "bundled"),
     (["--manifest", "/no/such/manifest.csv"], "cannot read manifest"),
-    (["--agent-channel", "middle"], "left or right"),
     (["--name-pattern", "plain"], "names no field"),
 ])
 def test_usage_errors_exit_2_with_one_line(calls, tmp_path, args, message):
@@ -101,6 +100,25 @@ def test_usage_errors_exit_2_with_one_line(calls, tmp_path, args, message):
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command, option, bad", [
+    (["score", "x.wav"], "--agent-channel", "middle"),
+    (["scorecard"], "--by", "year"),
+    (["scorecard"], "--format", "docx"),
+    (["show", "c1"], "--format", "xml"),
+    (["sql", "SELECT 1"], "--format", "html"),
+])
+def test_a_value_outside_an_options_choices_fails_at_the_edge(tmp_path, command, option, bad):
+    result = runner.invoke(app, command + [option, bad, "--db", str(tmp_path / "q.duckdb")])
+    assert result.exit_code == 2
+    assert f"'{bad}' is not one of" in result.stderr
+    assert not (tmp_path / "q.duckdb").exists()
+
+
+def test_help_lists_the_choices():
+    result = runner.invoke(app, ["scorecard", "--help"])
+    assert "day|week|month" in result.stdout and "table|csv|json|xlsx|parquet" in result.stdout
 
 
 def test_rubric_check(tmp_path):

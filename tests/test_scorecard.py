@@ -158,7 +158,6 @@ def test_filters_agent_dates_and_rubric(db):
 @pytest.mark.parametrize("args, message", [
     (["--agent", "nobody"], "no calls of agent 'nobody'"),
     (["--rubric", "it-helpdesk"], "no rubric 'it-helpdesk'"),
-    (["--by", "year"], "--by 'year'"),
     (["--since", "2024-04-01", "--until", "2024-03-01"], "is after --until"),
     (["--format", "parquet"], "give -o FILE"),
     (["-o", "scores.docx"], "cannot tell the format"),
