@@ -19,6 +19,7 @@ from typing import Annotated, Iterator, List, Optional
 import typer
 
 from . import __version__
+from .daterange import DateRange
 from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNEXPECTED, CallQAError, RubricError
 from .formats import CallFormat, FrameFormat, ScorecardFormat
 from .records import StereoChannel
@@ -43,6 +44,10 @@ app.add_typer(rubric_app, name="rubric")
 DbOption = Annotated[Optional[Path], typer.Option(
     "--db", envvar="CALLQA_DB", help=f"DuckDB file (default: {DEFAULT_DB}; env CALLQA_DB)", show_default=False
 )]
+Since = Annotated[Optional[datetime], typer.Option(
+    "--since", formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD.")]
+Until = Annotated[Optional[datetime], typer.Option(
+    "--until", formats=["%Y-%m-%d"], help="Last day (included), YYYY-MM-DD.")]
 RubricFiles = Annotated[List[Path], typer.Option(
     "--rubric", help="Rubric YAML (repeatable) (default: shipped clinic rubric).")]
 # Options with a closed set of values are typed with a Literal: `--help` lists the values and typer refuses any
@@ -80,6 +85,10 @@ def _run() -> Iterator[None]:
         logging.getLogger("callqa").debug("unexpected error", exc_info=True)
         _err(f"callqa: unexpected error: {exc.__class__.__name__}: {exc} (rerun with -v for the traceback)")
         raise typer.Exit(EXIT_UNEXPECTED)
+
+
+def _days(since: datetime | None, until: datetime | None) -> DateRange:
+    return DateRange(since and since.date(), until and until.date())
 
 
 def _version(value: bool) -> None:
@@ -159,16 +168,15 @@ def score(
 def rescore(
     db: DbOption = None,
     rubric: RubricFiles = [],
-    since: Annotated[Optional[datetime], typer.Option(
-        "--since", help="Only calls started on or after this date.")] = None,
-    until: Annotated[Optional[datetime], typer.Option("--until", help="Only calls started before this date.")] = None,
+    since: Since = None,
+    until: Until = None,
     agent: Annotated[List[str], typer.Option("--agent", help="Only this agent's calls (repeatable).")] = [],
 ) -> None:
     """Score stored calls again from their stored transcripts (no audio, no ASR). Old evaluations are kept."""
     from .rescore import rescore_db
 
     with _run():
-        summary = rescore_db(db, rubric, since, until, agent, command=" ".join(sys.argv))
+        summary = rescore_db(db, rubric, _days(since, until), agent, command=" ".join(sys.argv))
         if not _quiet():
             typer.echo(f"run {summary.run_id}: rescored {summary.calls} calls against "
                        f"{', '.join(summary.rubrics)} in {summary.wall_seconds:.1f} s")
@@ -220,10 +228,8 @@ def _echo(text: str) -> None:
 @app.command()
 def scorecard(
     agent: Annotated[List[str], typer.Option("--agent", help="Only this agent (repeatable) (default: all).")] = [],
-    since: Annotated[Optional[datetime], typer.Option(
-        "--since", formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD.")] = None,
-    until: Annotated[Optional[datetime], typer.Option(
-        "--until", formats=["%Y-%m-%d"], help="Last day (included), YYYY-MM-DD.")] = None,
+    since: Since = None,
+    until: Until = None,
     by: Annotated[Optional[Period], typer.Option(
         "--by", help="One row per period (default: the whole range).")] = None,
     rubric: Annotated[Optional[str], typer.Option(
@@ -239,7 +245,8 @@ def scorecard(
     from .export import ScorecardQuery, write_scorecard
 
     with _run(), Store(db, read_only=True) as store:
-        query = ScorecardQuery(tuple(agent), since and since.date(), until and until.date(), by, rubric)
+        dates = _days(since, until)
+        query = ScorecardQuery(tuple(agent), dates.since, dates.until, by, rubric)
         text = write_scorecard(store, query, fmt, output)
         if text is not None:
             _echo(text)

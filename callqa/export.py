@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from contextlib import contextmanager
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from . import views
+from .daterange import DateRange
 from .errors import NotFoundError, UsageError
 from .formats import SCORECARD_FORMATS
 from .store import Store
@@ -79,8 +80,7 @@ def select_calls(store: Store, query: ScorecardQuery) -> Selection:
     con = store.con
     if query.by is not None and query.by not in views.PERIODS:
         raise UsageError(f"--by {query.by!r}: choose one of {', '.join(views.PERIODS)}")
-    if query.since and query.until and query.since > query.until:
-        raise UsageError(f"--since {query.since} is after --until {query.until}")
+    dates = DateRange(query.since, query.until).check()
     source, where, params = "call_scores", [], []
     if query.agents:
         known = {row[0] for row in con.execute("SELECT DISTINCT agent_id FROM calls").fetchall()}
@@ -89,12 +89,9 @@ def select_calls(store: Store, query: ScorecardQuery) -> Selection:
             raise NotFoundError(f"no calls of agent {', '.join(map(repr, unknown))} in {store.path}")
         where.append(f"agent_id IN ({', '.join('?' for _ in query.agents)})")
         params += list(query.agents)
-    if query.since:
-        where.append("started_at >= ?")
-        params.append(datetime.combine(query.since, time()))
-    if query.until:
-        where.append("started_at < ?")
-        params.append(datetime.combine(query.until + timedelta(days=1), time()))
+    date_where, date_params = dates.where()
+    where += date_where
+    params += date_params
     if query.rubric:
         rubric_id, version = _parse_rubric(query.rubric)
         found = con.execute("SELECT count(*) FROM rubrics WHERE rubric_id = ? AND (? IS NULL OR version = ?)",

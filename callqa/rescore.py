@@ -9,11 +9,11 @@ import logging
 import sys
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 from . import __version__
+from .daterange import DateRange
 from .scoring import Scorer
 from .store import Store
 
@@ -27,32 +27,26 @@ class RescoreSummary(NamedTuple):
     wall_seconds: float
 
 
-def select_calls(store: Store, since: datetime | None = None, until: datetime | None = None,
-                 agents: Sequence[str] = ()) -> list[str]:
-    """Ids of successfully transcribed calls, optionally by start time and agent."""
-    sql = "SELECT call_id FROM calls WHERE status = 'ok'"
-    params: list = []
-    if since is not None:
-        sql += " AND started_at >= ?"
-        params.append(since)
-    if until is not None:
-        sql += " AND started_at < ?"
-        params.append(until)
+def select_calls(store: Store, dates: DateRange = DateRange(), agents: Sequence[str] = ()) -> list[str]:
+    """Ids of successfully transcribed calls, optionally by the day they started and agent."""
+    where, params = dates.where()
+    sql = " AND ".join(["SELECT call_id FROM calls WHERE status = 'ok'", *where])
     if agents:
         sql += " AND agent_id IN (SELECT unnest(?))"
         params.append(list(agents))
     return [row[0] for row in store.con.execute(sql + " ORDER BY call_id", params).fetchall()]
 
 
-def rescore_db(db: Path | None, rubrics: Sequence[Path] = (), since: datetime | None = None,
-               until: datetime | None = None, agents: Sequence[str] = (), command: str = "") -> RescoreSummary:
+def rescore_db(db: Path | None, rubrics: Sequence[Path] = (), dates: DateRange = DateRange(),
+               agents: Sequence[str] = (), command: str = "") -> RescoreSummary:
+    dates.check()
     started = time.perf_counter()
     scorer = Scorer.from_paths(rubrics, redact=False)  # stored text is already redacted; nothing new is quoted
     run_id = uuid.uuid4().hex[:12]
     with Store(db) as store:
         scorer.save_rubrics(store)
         store.start_run(run_id, command or " ".join(sys.argv), __version__)
-        call_ids = select_calls(store, since, until, agents)
+        call_ids = select_calls(store, dates, agents)
         count = scorer.rescore(store, call_ids, run_id)
         wall = time.perf_counter() - started
         store.finish_run(run_id, {"files_seen": 0, "processed": count, "skipped": 0, "failed": 0,

@@ -33,10 +33,6 @@ PER_CALL_TABLES = ("utterances", "words", "tokens", "call_metrics")
 EVALUATION_TABLES = ("evaluations", "section_scores", "criterion_results")
 
 
-def default_db_path() -> Path:
-    return Path(os.environ.get("CALLQA_DB") or DEFAULT_DB)
-
-
 class RubricRow(NamedTuple):
     rubric_sha256: str
     rubric_id: str
@@ -135,7 +131,7 @@ class Store:
     """A connection to the callqa database; the writer holds DuckDB's file lock for its lifetime."""
 
     def __init__(self, path: Path | str | None = None, read_only: bool = False):
-        self.path = Path(path) if path else default_db_path()
+        self.path = Path(path or DEFAULT_DB)  # the CLI reads $CALLQA_DB (--db's envvar)
         self.read_only = read_only
         self.con = _open(self.path, read_only)
         if read_only:

@@ -53,3 +53,25 @@ def test_worker_processes_rescore_like_this_process(tmp_path, monkeypatch):
         results[db] = _evaluations(path)
     assert results["serial.duckdb"] == results["workers.duckdb"]
     assert len({row[0] for row in results["workers.duckdb"]}) == 6
+
+
+def test_rescore_and_scorecard_share_one_date_range_rule(tmp_path):
+    from db_helpers import CallSpec, build_db
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+    from callqa.daterange import DateRange
+    from callqa.rescore import select_calls
+
+    days = {"c1": datetime(2026, 11, 1, 0, 0), "c2": datetime(2026, 11, 2, 23, 59, 59), "c3": datetime(2026, 11, 3)}
+    db = build_db(tmp_path / "q.duckdb", [CallSpec(cid, "a.garcia", at, {"greeting": "pass"})
+                                          for cid, at in days.items()])
+    with Store(db, read_only=True) as store:
+        selected = select_calls(store, DateRange(datetime(2026, 11, 1).date(), datetime(2026, 11, 2).date()))
+    assert selected == ["c1", "c2"]  # --until 2026-11-02 includes the last second of that day
+    result = CliRunner().invoke(app, ["rescore", "--db", str(db), "--since", "2026-11-02", "--until", "2026-11-02"])
+    assert result.exit_code == 0, result.output
+    assert "rescored 1 calls" in result.stdout
+    reversed_range = CliRunner().invoke(app, ["rescore", "--db", str(db), "--since", "2026-11-03",
+                                              "--until", "2026-11-02"])
+    assert reversed_range.exit_code == 2 and "is after --until" in reversed_range.stderr
