@@ -21,10 +21,11 @@ from typing import Collection, Iterable, Iterator, NamedTuple, Sequence
 
 from .analyse import analyse_many, analysed_from_tokens
 from .nlp import load_nlp
+from .phrases import CompiledRubric, compile_rubric
 from .records import AnalysedCall, Evaluation, MetricValue, Token, Transcript, Utterance
 from .redact import PhiSpan, Redactor, placeholder
 from .rubric import Rubric, load_rubrics
-from .score import CompiledRubric, compile_rubric, evaluate
+from .score import evaluate
 from .store import Store, transaction
 
 log = logging.getLogger("callqa")

@@ -11,7 +11,8 @@ import yaml
 from callqa.analyse import analyse
 from callqa.records import Transcript, Utterance, Word
 from callqa.rubric import Rubric, parse_rubric
-from callqa.score import compile_rubric, evaluate
+from callqa.phrases import compile_rubric
+from callqa.score import evaluate
 
 DATA = Path(__file__).parent / "data"
 RUBRICS = DATA / "rubrics"

@@ -7,7 +7,8 @@ import pytest
 
 from callqa.analyse import analyse
 from callqa.rubric import load_rubric
-from callqa.score import compile_rubric, evaluate
+from callqa.phrases import compile_rubric
+from callqa.score import evaluate
 from rubric_helpers import RUBRICS, harper_valley
 
 CARD, APPOINTMENT, HOURS = "3a20358e1bfc4a17", "a7ccc3379af44b9f", "ff0296d00e5e4184"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from callqa.analyse import analyse, analyse_many, analysed_from_tokens, docs_from_tokens
-from callqa.score import compile_rubric, evaluate, spoken_number
+from callqa.numbers import spoken_number
+from callqa.phrases import compile_rubric
+from callqa.score import evaluate
 from rubric_helpers import harper_valley, one_criterion, outcomes, result, rubric, transcript
 
 HELP = {"speaker": "agent", "match": {"any": ["help you"]}}

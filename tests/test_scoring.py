@@ -11,7 +11,8 @@ from callqa.analyse import analyse
 from callqa.metrics import compute_metrics
 from callqa.records import AnalysedCall
 from callqa.rubric import Rubric, load_rubric
-from callqa.score import compile_rubric, evaluate
+from callqa.phrases import compile_rubric
+from callqa.score import evaluate
 from rubric_helpers import SHIPPED, one_criterion, result, score, transcript
 
 # A call whose metrics decide outcomes: agent_talk_ratio is 1.0; customer sentiment is None (customer silent).

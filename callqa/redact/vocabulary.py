@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from spacy.lang.en.stop_words import STOP_WORDS
 
+from ..numbers import DIGITS, SCALES, TEENS, TENS
+
 # ---------------------------------------------------------------- spoken numbers and weekdays
-DIGIT_WORDS = {
-    "zero": 1, "oh": 1, "o": 1, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1,
-    "six": 1, "seven": 1, "eight": 1, "nine": 1,
-}  # fmt: skip
-TEENS = ("ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen").split()
-TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
-UNITS = [w for w in DIGIT_WORDS if w not in ("zero", "oh", "o")]
-NUMBER_WORD = "|".join(sorted([*DIGIT_WORDS, *TEENS, *TENS, "hundred", "thousand"], key=len, reverse=True))
+DIGIT_WORDS = dict.fromkeys([DIGITS[0], "oh", "o", *DIGITS[1:]], 1)  # "oh" and "o" are zeros read in an id
+UNITS = list(DIGITS[1:])
+NUMBER_WORD = "|".join(sorted([*DIGIT_WORDS, *TEENS, *TENS, *SCALES], key=len, reverse=True))
 _WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 
 # ---------------------------------------------------------------- words that are not PHI
