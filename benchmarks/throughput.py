@@ -38,7 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from callqa.wer import wer  # noqa: E402
+from benchmarks.wer import wer  # noqa: E402
 
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a")
 CALL_NAME = re.compile(r"^(?P<agent>.+)_(?P<ts>\d{8}T\d{6})_(?P<call>[^_]+)$")

@@ -5,12 +5,17 @@ import csv
 import numpy as np
 
 from audio_helpers import DATA, JFK, JFK_TEXT, STEREO
+from benchmarks.wer import wer
 from callqa.audio import load_audio
-from callqa.wer import wer
 
 
 def _text(utterances):
     return " ".join(u.text for u in utterances)
+
+
+def test_wer_compares_normalised_words():
+    assert wer(["I'm 24, okay?"], ["i am twenty-four ok"]) == 0.0
+    assert wer(["the cat sat", "on 1,000 mats"], ["the cat", "on one thousand hats"]) == 2 / 7
 
 
 def test_jfk_transcribed_with_low_wer(transcriber):
