@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from audio_helpers import JFK, STEREO, speech, write_audio
@@ -242,9 +243,15 @@ def test_sigterm_finishes_the_current_call_and_prints_the_summary(tmp_path):
     for f in d.iterdir():
         _old(f)
     log = tmp_path / "log.jsonl"
-    proc = _run_cli(["score", str(d), "--db", str(tmp_path / "q.duckdb"), "--log-file", str(log)], cwd=tmp_path)
-    while not log.exists() or not log.read_text().strip():
+    # Two workers, whatever the cores: with one per core, 8 cores would have all 8 calls in flight at the signal.
+    proc = _run_cli(["score", str(d), "--db", str(tmp_path / "q.duckdb"), "--log-file", str(log), "--workers", "2"],
+                    cwd=tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and (not log.exists() or not log.read_text().strip()):
         time.sleep(0.05)
+    if proc.poll() is not None or not log.exists() or not log.read_text().strip():
+        proc.kill()
+        pytest.fail(f"no call stored within 120 s: {proc.communicate()[1][-2000:]}")
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM

@@ -3,15 +3,14 @@ allow-list, the Transcript/AnalysedCall invariants, and that nothing goes to the
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import socket
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks import phi_eval
 from callqa.analyse import analyse_many, docs_from_tokens
 from callqa.records import Transcript, Utterance, Word
 from callqa.redact import (
@@ -26,10 +25,6 @@ from callqa.redact import (
     replace_spans,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("phi_eval", ROOT / "benchmarks" / "phi_eval.py")
-phi_eval = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(phi_eval)
 
 # Mentions of the test set the redactor misses today (each leaks); the leak test fails if this list grows
 # and asks for it to shrink when one gets fixed.
