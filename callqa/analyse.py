@@ -109,8 +109,8 @@ def analyse(transcript: Transcript, nlp: Language) -> AnalysedCall:
 def docs_from_tokens(tokens: Sequence[Token], vocab: Vocab) -> list[Doc]:
     """One Doc per utterance from stored tokens, with lemmas, tags and the parse, without running a pipeline."""
     docs = []
-    for seq, group in itertools.groupby(tokens, key=lambda t: t.utterance_seq):
-        group = list(group)
+    for seq, grouped in itertools.groupby(tokens, key=lambda t: t.utterance_seq):
+        group = list(grouped)
         has_parse = all(t.dep for t in group)
         doc = Doc(
             vocab,

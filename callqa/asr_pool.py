@@ -22,7 +22,7 @@ import numpy as np
 import threadpoolctl
 
 from .errors import CallQAError
-from .records import DecodedAudio, Utterance
+from .records import DecodedAudio, Speaker, Utterance
 from .transcribe import AsrSettings, Transcriber, merge_timeline, resolve_model
 
 
@@ -66,7 +66,7 @@ class AsrRunner:
         self.model_label = resolve_model(settings.model)[1]
         self.executor: Executor
         if self.workers == 1:
-            self.transcriber = Transcriber(settings)
+            self.transcriber: Transcriber | None = Transcriber(settings)
             self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqa-asr")
             self._ready: list[Future] = []
         else:
@@ -149,7 +149,7 @@ def _worker_ready() -> None:
         raise _worker_error
 
 
-def _transcribe_channel(transcriber: Transcriber | None, channel: np.ndarray, speaker: str) -> _ChannelResult:
+def _transcribe_channel(transcriber: Transcriber | None, channel: np.ndarray, speaker: Speaker) -> _ChannelResult:
     """In a worker process, ``transcriber`` is None: the worker's own model runs."""
     transcriber = transcriber or _worker
     if transcriber is None:

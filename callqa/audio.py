@@ -15,7 +15,7 @@ import av
 import numpy as np
 
 from .errors import AudioError
-from .records import DecodedAudio
+from .records import DecodedAudio, SpeakerMode
 
 log = logging.getLogger("callqa")
 
@@ -41,7 +41,8 @@ def probe(path: Path) -> _Probe:
                 raise AudioError("no audio stream in the file")
             stream = container.streams.audio[0]
             ctx = stream.codec_context
-            duration = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
+            duration = (float(stream.duration * stream.time_base) if stream.duration and stream.time_base
+                        else (container.duration or 0) / 1e6)
             return _Probe(ctx.name, int(ctx.sample_rate or 0), int(ctx.channels or 0), duration)
     except AudioError:
         raise
@@ -97,7 +98,8 @@ def _identical(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.isfinite(corr) and corr >= DUAL_MONO_CORRELATION)
 
 
-def split_speakers(left: np.ndarray, right: np.ndarray, agent_channel: str) -> tuple[tuple, tuple, str, str]:
+def split_speakers(left: np.ndarray, right: np.ndarray,
+                   agent_channel: str) -> tuple[tuple, tuple, SpeakerMode, str]:
     """Assign the two channels to agent and customer, or fall back to mono with the reason."""
     silent = [name for name, ch in (("left", left), ("right", right)) if _rms(ch) <= SILENT_RMS]
     if len(silent) == 1:

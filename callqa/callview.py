@@ -37,7 +37,8 @@ class Found(NamedTuple):
         return max(group[0].start_s for group in self.groups)
 
     @property
-    def count(self) -> int:
+    def total(self) -> int:
+        """All occurrences of every group."""
         return sum(len(group) for group in self.groups)
 
     def firsts(self) -> list[Occurrence]:
@@ -84,16 +85,19 @@ class CallView:
     def _patterns(self, key: str) -> list[tuple[int, int]]:
         if self._pattern_hits is None:
             self._pattern_hits = {}
+            matcher = self._compiled.matcher
+            assert matcher is not None, "pattern keys exist only when the rubric has patterns"
             offsets: dict[int, int] = {}
             for i, token in enumerate(self.tokens):
                 offsets.setdefault(token.utterance_seq, i)
             docs = self._docs if self._docs is not None else docs_from_tokens(self.tokens, self._compiled.vocab)
             strings = self._compiled.vocab.strings
             for doc in docs:
-                offset = offsets.get(doc.user_data.get("utterance_seq"))
+                seq = doc.user_data.get("utterance_seq")
+                offset = None if seq is None else offsets.get(seq)
                 if offset is None:
                     continue
-                for match_id, start, end in self._compiled.matcher(doc):
+                for match_id, start, end in matcher(doc):
                     self._pattern_hits.setdefault(strings[match_id], []).append((offset + start, offset + end - 1))
         return self._pattern_hits.get(key, [])
 

@@ -7,11 +7,12 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from .errors import UsageError
 from .pipeline import CallOutcome, RunSummary
@@ -40,9 +41,9 @@ class BatchReporter:
 
     def __init__(self, log_file: Path | None):
         self.log_path = log_file
-        self.log = None
-        self.progress = None
-        self.task = None
+        self.log: TextIO | None = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> "BatchReporter":
         if self.log_path is not None:
@@ -65,7 +66,7 @@ class BatchReporter:
             self.log.close()
 
     def outcome(self, outcome: CallOutcome) -> None:
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.update(self.task, advance=1, description=f"{outcome.status}: {Path(outcome.path).name}")
         if self.log is not None:
             line = {

@@ -4,7 +4,7 @@ includes all of day D (calls started before the next midnight)."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import UsageError
 
@@ -18,9 +18,10 @@ class DateRange(NamedTuple):
             raise UsageError(f"--since {self.since} is after --until {self.until}")
         return self
 
-    def where(self, column: str = "started_at") -> tuple[list[str], list[datetime]]:
+    def where(self, column: str = "started_at") -> tuple[list[str], list[Any]]:
         """SQL conditions on a TIMESTAMP column, with their parameters."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if self.since:
             where.append(f"{column} >= ?")
             params.append(datetime.combine(self.since, time()))

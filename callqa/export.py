@@ -13,7 +13,7 @@ import os
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import pandas as pd
 import yaml
@@ -81,7 +81,7 @@ def select_calls(store: Store, query: ScorecardQuery) -> Selection:
     if query.by is not None and query.by not in views.PERIODS:
         raise UsageError(f"--by {query.by!r}: choose one of {', '.join(views.PERIODS)}")
     dates = DateRange(query.since, query.until).check()
-    source, where, params = "call_scores", [], []
+    source, where, params = "call_scores", list[str](), list[Any]()
     if query.agents:
         known = {row[0] for row in con.execute("SELECT DISTINCT agent_id FROM calls").fetchall()}
         unknown = [agent for agent in query.agents if agent not in known]
@@ -95,7 +95,7 @@ def select_calls(store: Store, query: ScorecardQuery) -> Selection:
     if query.rubric:
         rubric_id, version = _parse_rubric(query.rubric)
         found = con.execute("SELECT count(*) FROM rubrics WHERE rubric_id = ? AND (? IS NULL OR version = ?)",
-                            [rubric_id, version, version]).fetchone()[0]
+                            [rubric_id, version, version]).fetchall()[0][0]
         if not found:
             stored = sorted({f"{r}@{v}" for r, v in con.execute("SELECT rubric_id, version FROM rubrics").fetchall()})
             raise NotFoundError(f"no rubric {query.rubric!r} in {store.path} (stored: {', '.join(stored) or 'none'})")
@@ -271,6 +271,7 @@ def write_scorecard(store: Store, query: ScorecardQuery, fmt: str | None = None,
     else:
         frame = scorecard_frame(store, query)
         if fmt in FILE_ONLY_FORMATS:
+            assert output is not None, "resolve_format demands -o FILE for file-only formats"
             with _owner_only(output):
                 if fmt == "xlsx":
                     _write_xlsx(store, query, frame, output)

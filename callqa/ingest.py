@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
 from .errors import ManifestError, UsageError
-from .records import CallSource
+from .records import CallSource, MetadataFrom
 
 log = logging.getLogger("callqa")
 
@@ -150,10 +150,10 @@ def display_path(path: Path) -> str:
 def resolve_metadata(candidate: Candidate, sha256: str, size: int, name_pattern: re.Pattern[str]) -> CallSource:
     """Merge manifest, sidecar and filename metadata into a CallSource (first source that has a field wins)."""
     fields: dict[str, Any] = {}
-    source = "none"
+    source: MetadataFrom = "none"
     sidecar = _sidecar(candidate.path)
     name_match = name_pattern.match(display_path(Path(candidate.path.stem)))
-    layers = [
+    layers: list[tuple[MetadataFrom, dict | None]] = [
         ("manifest", candidate.manifest_row),
         ("sidecar", sidecar),
         ("filename", name_match.groupdict() if name_match else None),

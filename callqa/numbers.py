@@ -19,9 +19,9 @@ _BELOW_TWENTY = DIGITS + TEENS
 
 def _small_number(words: Sequence[str], i: int) -> tuple[int, int] | None:
     """(value, next index) of a number below 100 spoken at words[i]: "seven", "fifteen", "twenty four"."""
-    word = words[i] if i < len(words) else None
+    word = words[i] if i < len(words) else ""
     if word in _UNITS or word in _TEENS:
-        return _UNITS.get(word, _TEENS.get(word)), i + 1
+        return _UNITS[word] if word in _UNITS else _TEENS[word], i + 1
     if word in _TENS:
         if i + 1 < len(words) and words[i + 1] in _UNITS and words[i + 1] != "zero":
             return _TENS[word] + _UNITS[words[i + 1]], i + 2

@@ -16,6 +16,7 @@ from typing import NamedTuple, Sequence
 from spacy.language import Language
 from spacy.matcher import Matcher
 from spacy.tokens import Doc
+from spacy.vocab import Vocab
 
 from .numbers import spoken_number
 from .rubric import Condition, Criterion, Rubric, Section, Window
@@ -171,10 +172,13 @@ class PhraseSet:
 
     def find_fuzzy(self, stream: Sequence[Item], offset: int = 0) -> list[Hit]:
         """Near matches in ``stream``, a slice of a speaker's stream starting at ``offset``."""
+        if self.fuzzy is None:
+            return []
         lengths = {length for phrase in self.phrases for length in _lengths(len(phrase.keys))}
         surfaces = [item.surface for item in stream]
         windows = {n: [" ".join(surfaces[i:i + n]) for i in range(len(surfaces) - n + 1)] for n in lengths}
-        hits = {hit for phrase in self.phrases for hit in _fuzzy_hits(phrase, windows, self.fuzzy)}
+        threshold = self.fuzzy
+        hits = {hit for phrase in self.phrases for hit in _fuzzy_hits(phrase, windows, threshold)}
         return sorted(Hit(h.first_item + offset, h.last_item + offset) for h in hits)
 
 
@@ -205,7 +209,7 @@ class CompiledRubric(NamedTuple):
     rubric: Rubric
     criteria: tuple[CompiledCriterion, ...]
     matcher: Matcher | None  # token patterns of the whole rubric, None when it has none
-    vocab: object
+    vocab: Vocab
 
     @property
     def sha256(self) -> str:
@@ -249,6 +253,7 @@ def _matches(criterion: Criterion) -> list:
 def _search(spec: Criterion | Condition, key: str, phrases: dict[str, Phrase], matcher: Matcher,
             count_negated: bool) -> Search:
     match = spec.match
+    assert match is not None, "only criteria and conditions with a match are searched"
     groups = []
     if match.any or match.patterns:
         pattern_key = None

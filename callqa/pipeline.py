@@ -21,7 +21,7 @@ import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 from . import __version__
 from .asr_pool import AsrRunner, CallJob, busy_seconds
@@ -143,7 +143,7 @@ class BatchRun:
         self.started_run = False
         self.run_id = uuid.uuid4().hex[:12]
         self.counts = dict(processed=0, rescored=0, skipped=0, failed=0, in_progress=0)
-        self.problems: list[tuple[str, str]] = []
+        self.problems: list[tuple[str, str, str]] = []
         self.audio_seconds = 0.0
         self.asr_intervals: list[tuple[float, float]] = []  # when an ASR ran, to tell its share of the run
         self._asr_hashes: set[str] = set()  # audio transcribed (or being transcribed) in this run
@@ -218,6 +218,7 @@ class BatchRun:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqa-decode") as pool:
             pending: Future | None = pool.submit(self._prepare, candidates[0]) if candidates else None
             for i in range(len(candidates)):
+                assert pending is not None  # submitted for every candidate
                 prepared = pending.result()
                 pending = pool.submit(self._prepare, candidates[i + 1]) if i + 1 < len(candidates) else None
                 if self.stop.is_set():
@@ -299,12 +300,13 @@ class BatchRun:
             # Not started ahead because the same audio was already in flight under another name, and that copy failed.
             transcribed = self._collect(prepared, self.asr.submit(audio))
             error = transcribed.error
-        base = dict(source=source, model=self.asr.model_label, redacted=self.options.redact)
+        base: dict[str, Any] = dict(source=source, model=self.asr.model_label, redacted=self.options.redact)
         if audio is not None:
             base.update(duration_s=audio.duration_s, channels=audio.source_channels, sample_rate=audio.sample_rate,
                         codec=audio.codec, speaker_mode=audio.speaker_mode)
         if error is not None or audio is None:
             return CallRecord(status="failed", error=error, **base), error
+        assert transcribed.utterances is not None  # transcribed, or the error above
         transcript = Transcript(source.call_id, audio.duration_s, audio.speaker_mode, transcribed.utterances)
         analysed, evaluations = self.scorer().score(transcript)
         return CallRecord(status="ok", error=None, analysed=analysed, evaluations=evaluations, **base), None

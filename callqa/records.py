@@ -115,7 +115,7 @@ class MetricValue(NamedTuple):
 
 
 class Evidence(NamedTuple):
-    speaker: Speaker | None
+    speaker: str | None  # a Speaker, or several joined by "/" when the evidence spans them
     start_s: float | None
     end_s: float | None
     text: str | None

@@ -66,7 +66,7 @@ def _missing(value: object) -> bool:
 
 def clock(seconds: float | None) -> str:
     """Seconds from the start of a call as m:ss (h:mm:ss past an hour); empty when unknown."""
-    if _missing(seconds):
+    if seconds is None or _missing(seconds):
         return ""
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
@@ -78,7 +78,7 @@ def _score(value: float | None) -> str:
 
 
 def _percent(value: float | None) -> str:
-    return "–" if _missing(value) else f"{100 * value:.0f}%"
+    return "–" if value is None or _missing(value) else f"{100 * value:.0f}%"
 
 
 def _when(value: datetime | None) -> str:
@@ -86,7 +86,7 @@ def _when(value: datetime | None) -> str:
 
 
 def _colour(score: float | None, pass_mark: float) -> str:
-    if _missing(score):
+    if score is None or _missing(score):
         return _NONE
     return _GOOD if score >= pass_mark else _WARN if score >= pass_mark - WARN_BELOW_PASS else _BAD
 
@@ -144,7 +144,7 @@ def sections_svg(scores: list[tuple[str, float | None]], pass_mark: float) -> st
         y = top + i * row_h
         parts.append(f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end">{_e(name)}</text>'
                      f'<rect x="{label_w}" y="{y + 5}" width="{bar_w}" height="16" fill="#f0f0f0"/>')
-        if _missing(score):
+        if score is None or _missing(score):
             parts.append(f'<text x="{label_w + 6}" y="{y + 17}" class="muted">not applicable</text>')
             continue
         length = bar_w * score / 100.0

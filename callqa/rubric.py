@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterable, Literal, NamedTuple
+from typing import Any, Iterable, Literal, Mapping, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -93,6 +93,7 @@ class Window(_Strict):
         """[lo, hi) in seconds: a word counts when its start falls inside."""
         if self.first is not None:
             return 0.0, self.first.seconds(duration_s)
+        assert self.last is not None  # _one_edge
         return duration_s - self.last.seconds(duration_s), float("inf")
 
 
@@ -311,7 +312,7 @@ def _line_of(path: Loc, lines: dict[Loc, int]) -> int:
 _ALL_KEYS = sorted({k for m in (Rubric, Section, Criterion, Match, Window, NaIf, Condition) for k in m.model_fields})
 
 
-def _describe(error: dict) -> tuple[Loc, str]:
+def _describe(error: Mapping[str, Any]) -> tuple[Loc, str]:
     # Pydantic adds the validator kind to loc for some errors; the document path is the str/int parts.
     path = tuple(p for p in error["loc"] if isinstance(p, int) or not p.startswith(("function-", "tagged-")))
     kind, msg = error["type"], error["msg"]
@@ -358,7 +359,7 @@ def _cross_checks(data: dict) -> list[tuple[Loc, str]]:
             problems += _combination_checks(path, crit)
     for cid, (path, crit) in criteria.items():
         condition = crit.get("na_unless")
-        refs = [((*path, "before"), crit.get("before"))]
+        refs: list[tuple[Loc, Any]] = [((*path, "before"), crit.get("before"))]
         if isinstance(condition, dict):
             refs.append(((*path, "na_unless", "found"), condition.get("found")))
         for ref_path, ref in refs:
@@ -439,6 +440,7 @@ def parse_rubric(text: str, source: str = "<rubric>") -> Rubric:
     if found_problems:
         unique = sorted(set(found_problems))
         raise RubricError([f"{source}:{line}: {message}" for line, message in unique])
+    assert rubric is not None  # a failed validation leaves problems
     rubric._text = text
     return rubric
 

@@ -9,12 +9,13 @@ from spacy.tokens import Doc
 from .callview import NO_EVIDENCE, CallView, Found
 from .metrics import METRICS
 from .phrases import CompiledCriterion, CompiledRubric
-from .records import AnalysedCall, CriterionResult, Evaluation, Evidence
+from .records import AnalysedCall, CriterionResult, Evaluation, Evidence, Outcome
 from .rubric import Rubric
 
 
-def _metric_result(cc: CompiledCriterion, view: CallView) -> tuple[str, float | None, Evidence]:
+def _metric_result(cc: CompiledCriterion, view: CallView) -> tuple[Outcome, float | None, Evidence]:
     criterion = cc.criterion
+    assert criterion.metric is not None, "judged as a metric criterion"
     metric = view.call.metrics.get(criterion.metric)
     if metric is None or metric.value is None:
         return "na", None, NO_EVIDENCE
@@ -24,26 +25,29 @@ def _metric_result(cc: CompiledCriterion, view: CallView) -> tuple[str, float | 
     return ("pass" if ok else "fail"), value, evidence
 
 
-def _phrase_result(cc: CompiledCriterion, view: CallView, by_id: dict[str, CompiledCriterion]) -> tuple[str, float | None, Evidence]:
+def _phrase_result(cc: CompiledCriterion, view: CallView,
+                   by_id: dict[str, CompiledCriterion]) -> tuple[Outcome, float | None, Evidence]:
     criterion = cc.criterion
     found = _found(cc, view)
     if criterion.expect == "absent":
+        assert cc.search is not None
         if not view.has_words(cc.search):
             return "na", None, NO_EVIDENCE  # nothing said: no verdict on what was not said
-        return ("fail", found.count, view.evidence(found.firsts())) if found.found else ("pass", 0, NO_EVIDENCE)
+        return ("fail", found.total, view.evidence(found.firsts())) if found.found else ("pass", 0, NO_EVIDENCE)
     if not found.found:
-        return "fail", found.count, NO_EVIDENCE
+        return "fail", found.total, NO_EVIDENCE
     if criterion.before is not None:
         later = _found(by_id[criterion.before], view)
         if later.found and later.completed_at < found.completed_at:
             # The offending evidence: what came first although it had to wait.
-            return "fail", found.count, view.evidence(later.firsts())
-    return "pass", found.count, view.evidence(found.firsts())
+            return "fail", found.total, view.evidence(later.firsts())
+    return "pass", found.total, view.evidence(found.firsts())
 
 
 def _found(cc: CompiledCriterion, view: CallView) -> Found:
     cached = view.found_by_criterion.get(cc.criterion.id)
     if cached is None:
+        assert cc.search is not None, "only phrase criteria are searched"
         cached = view.found_by_criterion[cc.criterion.id] = view.run(cc.search)
     return cached
 
@@ -56,7 +60,10 @@ def _applicable(cc: CompiledCriterion, view: CallView, by_id: dict[str, Compiled
     condition = criterion.na_unless
     if condition is None:
         return True
-    found = view.run(cc.condition) if condition.found is None else _found(by_id[condition.found], view)
+    if condition.found is not None:
+        return _found(by_id[condition.found], view).found
+    assert cc.condition is not None, "an inline na_unless is compiled to a search"
+    found = view.run(cc.condition)
     return found.found
 
 
@@ -64,6 +71,7 @@ def judge(cc: CompiledCriterion, view: CallView, by_id: dict[str, CompiledCriter
     criterion = cc.criterion
     weight = criterion.weight if criterion.scored else 0.0
     if not _applicable(cc, view, by_id):
+        outcome: Outcome
         outcome, value, evidence = "na", None, NO_EVIDENCE
     elif criterion.metric is not None:
         outcome, value, evidence = _metric_result(cc, view)
@@ -91,8 +99,8 @@ def totals(rubric: Rubric, results: Sequence[CriterionResult]) -> Totals:
         applicable = sum(r.weight for r in scored)
         passed = sum(r.weight for r in scored if r.outcome == "pass")
         section_scores[section.id] = 100.0 * passed / applicable if applicable > 0 else None
-    counted = [(s.weight, section_scores[s.id]) for s in rubric.sections if section_scores[s.id] is not None]
-    score = sum(w * s for w, s in counted) / sum(w for w, _ in counted) if counted else None
+    counted = [(s.weight, value) for s in rubric.sections if (value := section_scores[s.id]) is not None]
+    score = sum(w * v for w, v in counted) / sum(w for w, _ in counted) if counted else None
     # Having said nothing rude is no performance to score: a call where only `absent` criteria apply (a
     # dropped call) gets no score, or it would inflate the agent's average with a 100.
     absent_only = {c.id for _, c in rubric.criteria() if c.expect == "absent" and c.metric is None}

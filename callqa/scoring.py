@@ -42,8 +42,8 @@ def phi_display(tokens: Sequence[Token], utterances: Sequence[Utterance],
     or nothing for the rest of that span."""
     spans_by_seq = {u.seq: list(s) for u, s in zip(utterances, spans)}
     display: list[str] = []
-    for seq, group in itertools.groupby(tokens, key=lambda t: t.utterance_seq):
-        group = list(group)
+    for seq, grouped in itertools.groupby(tokens, key=lambda t: t.utterance_seq):
+        group = list(grouped)
         utterance_spans = spans_by_seq.get(seq, [])
         starts = [s.start for s in utterance_spans]
         offsets = itertools.accumulate((len(t.text) + t.whitespace for t in group), initial=0)

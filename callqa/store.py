@@ -72,7 +72,7 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_info' AND schema_name = 'main'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return 0
     row = con.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()

@@ -19,7 +19,7 @@ from typing import Iterable, NamedTuple
 import numpy as np
 
 from .errors import ModelError, TranscriptionError
-from .records import DecodedAudio, Utterance, Word
+from .records import DecodedAudio, Speaker, Utterance, Word
 
 log = logging.getLogger("callqa")
 
@@ -105,14 +105,14 @@ class Transcriber:
         except Exception as exc:
             raise TranscriptionError(f"ASR failed ({exc.__class__.__name__}: {str(exc)[:160]})") from exc
 
-    def transcribe_channel(self, audio: np.ndarray, speaker: str) -> list[Utterance]:
+    def transcribe_channel(self, audio: np.ndarray, speaker: Speaker) -> list[Utterance]:
         return [u for words in self._words(audio) for u in split_on_pauses(words, speaker)]
 
     def transcribe(self, audio: DecodedAudio) -> tuple[Utterance, ...]:
         return merge_timeline(self.transcribe_channel(ch, spk) for ch, spk in zip(audio.channels, audio.speakers))
 
 
-def split_on_pauses(words: list[Word], speaker: str) -> list[Utterance]:
+def split_on_pauses(words: list[Word], speaker: Speaker) -> list[Utterance]:
     """Cut a segment's words into utterances wherever the speaker pauses for UTTERANCE_GAP_S or more."""
     groups: list[list[Word]] = []
     for w in words:
@@ -123,7 +123,7 @@ def split_on_pauses(words: list[Word], speaker: str) -> list[Utterance]:
     return [make_utterance(g, speaker) for g in groups if "".join(w.word for w in g).strip()]
 
 
-def make_utterance(words: list[Word], speaker: str, seq: int = -1) -> Utterance:
+def make_utterance(words: list[Word], speaker: Speaker, seq: int = -1) -> Utterance:
     text = "".join(w.word for w in words).strip()
     confidence = float(np.mean([w.probability for w in words])) if words else 0.0
     return Utterance(seq, speaker, words[0].start, words[-1].end, text, confidence, tuple(words))

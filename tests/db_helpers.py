@@ -15,7 +15,15 @@ import yaml
 
 from callqa import views
 from callqa.records import (
-    AnalysedCall, CallSource, CriterionResult, Evaluation, Evidence, MetricValue, Transcript, Utterance, Word,
+    AnalysedCall,
+    CallSource,
+    CriterionResult,
+    Evaluation,
+    Evidence,
+    MetricValue,
+    Transcript,
+    Utterance,
+    Word,
 )
 from callqa.store import CallRecord, RubricRow, Store
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 from callqa.analyse import analyse
+from callqa.phrases import compile_rubric
 from callqa.records import Transcript, Utterance, Word
 from callqa.rubric import Rubric, parse_rubric
-from callqa.phrases import compile_rubric
 from callqa.score import evaluate
 
 DATA = Path(__file__).parent / "data"

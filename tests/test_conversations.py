@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from callqa.analyse import analyse
-from callqa.rubric import load_rubric
 from callqa.phrases import compile_rubric
+from callqa.rubric import load_rubric
 from callqa.score import evaluate
 from rubric_helpers import RUBRICS, harper_valley
 

@@ -25,7 +25,6 @@ from callqa.redact import (
     replace_spans,
 )
 
-
 # Mentions of the test set the redactor misses today (each leaks); the leak test fails if this list grows
 # and asks for it to shrink when one gets fixed.
 KNOWN_MISSES = {

@@ -13,10 +13,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from db_helpers import CRITERIA, CallSpec, build_db
 from typer.testing import CliRunner
 
 from callqa.cli import app
+from db_helpers import CRITERIA, CallSpec, build_db
 
 PLANTED = "<script>document.title='PWNED'</script><img src=x onerror=\"document.title='PWNED'\"> calm down"
 ODD_AGENT = 'dana "d" <o\'k> & co'

@@ -56,12 +56,12 @@ def test_worker_processes_rescore_like_this_process(tmp_path, monkeypatch):
 
 
 def test_rescore_and_scorecard_share_one_date_range_rule(tmp_path):
-    from db_helpers import CallSpec, build_db
     from typer.testing import CliRunner
 
     from callqa.cli import app
     from callqa.daterange import DateRange
     from callqa.rescore import select_calls
+    from db_helpers import CallSpec, build_db
 
     days = {"c1": datetime(2026, 11, 1, 0, 0), "c2": datetime(2026, 11, 2, 23, 59, 59), "c3": datetime(2026, 11, 3)}
     db = build_db(tmp_path / "q.duckdb", [CallSpec(cid, "a.garcia", at, {"greeting": "pass"})

@@ -12,12 +12,12 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
-from db_helpers import CRITERIA, CallSpec, build_db
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from callqa.cli import app
+from db_helpers import CRITERIA, CallSpec, build_db
 
 KEYS = ["agent_id", "rubric_id", "period"]
 NUMBERS = ["calls", "avg_score", "pass_rate", "auto_fail_count", "avg_courtesy", "avg_resolution"]

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from callqa.analyse import analyse
 from callqa.metrics import compute_metrics
+from callqa.phrases import compile_rubric
 from callqa.records import AnalysedCall
 from callqa.rubric import Rubric, load_rubric
-from callqa.phrases import compile_rubric
 from callqa.score import evaluate
 from rubric_helpers import SHIPPED, one_criterion, result, score, transcript
 

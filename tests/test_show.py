@@ -7,11 +7,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from db_helpers import DIALOGUE, CallSpec, build_db, evaluate, rubric_row
 from typer.testing import CliRunner
 
 from callqa.cli import app
 from callqa.store import Store
+from db_helpers import DIALOGUE, CallSpec, build_db, evaluate, rubric_row
 
 RUDE = ("agent", 20.0, 22.5, "Calm down, that is not my problem.")
 CALL = CallSpec(

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from db_helpers import CallSpec, build_db
 from typer.testing import CliRunner
 
 from callqa.cli import app
 from callqa.errors import ReadOnlyError
 from callqa.query import run_sql
+from db_helpers import CallSpec, build_db
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from db_helpers import CallSpec, build_db, evaluate, rubric_row
 
 from callqa.store import Store
+from db_helpers import CallSpec, build_db, evaluate, rubric_row
 
 CALLS = [
     # courtesy 2/3 = 66.7, resolution 0/1 = 0 -> 33.3

@@ -53,8 +53,8 @@ def kept_spans(text: str, found: Iterable[PhiSpan], allow: re.Pattern | None) ->
     """Merged spans, less edge punctuation and what the allow-list keeps."""
     allowed = _allowed_ranges(text, allow)
     kept = []
-    for span in found:
-        span = _strip_edges(text, span)
+    for candidate in found:
+        span = _strip_edges(text, candidate)
         if span is not None and not any(a <= span.start and span.end <= b for a, b in allowed):
             kept.append(span)
     return _merge(kept)

@@ -71,7 +71,7 @@ def _name_words_after(text: str, pos: int, capitalised_only: bool) -> tuple[int,
         end, pos = m.start(1) + len(word), m.end()
         if word != m.group(1):  # a possessive ends the name
             break
-    return None if start is None else (start, end)
+    return None if start is None or end is None else (start, end)
 
 
 def find_cued_names(text: str) -> list[PhiSpan]:

@@ -47,7 +47,7 @@ def build_analyzer(nlp: Language):
         UsSsnRecognizer,
     )
 
-    ner_labels = nlp.get_pipe("ner").labels if "ner" in nlp.pipe_names else ()
+    ner_labels = nlp.get_pipe("ner").labels if "ner" in nlp.pipe_names else ()  # type: ignore[attr-defined]
     engine = SpacyNlpEngine(
         models=[{"lang_code": "en", "model_name": nlp.meta.get("name", "callqa")}],
         ner_model_configuration=NerModelConfiguration(
@@ -55,7 +55,7 @@ def build_analyzer(nlp: Language):
             labels_to_ignore=[label for label in ner_labels if label != "PERSON"],
         ),
     )
-    engine.nlp = {"en": nlp}  # already loaded, so AnalyzerEngine does not call engine.load() (spacy.load)
+    engine.nlp = {"en": nlp}  # type: ignore[assignment]  # already loaded, so AnalyzerEngine does not call engine.load() (spacy.load)
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in (
         SpacyRecognizer(supported_entities=["PERSON"]),

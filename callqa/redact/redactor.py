@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from typing import cast
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -88,7 +89,7 @@ class Redactor:
         missing = [i for i, doc in enumerate(docs) if doc is None]
         for i, doc in zip(missing, self.nlp.pipe((texts[i] for i in missing), disable=self._disable)):
             docs[i] = doc
-        return [self._find_in_doc(doc) for doc in docs]
+        return [self._find_in_doc(cast(Doc, doc)) for doc in docs]  # every None was parsed just above
 
     # -- replacement
     def redact_text(self, text: str, doc: Doc | None = None) -> str:

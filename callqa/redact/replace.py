@@ -29,7 +29,7 @@ def _overlapping_groups(starts: Sequence[int], ends: Sequence[int], spans: Seque
         hit = [i for i in range(len(starts)) if starts[i] < span.end and span.start < ends[i]]
         if not hit:
             continue
-        if group_first is not None and hit[0] <= group_last:
+        if group_first is not None and group_last is not None and hit[0] <= group_last:
             group_last = max(group_last, hit[-1])
             group_spans.append(span)
             continue
