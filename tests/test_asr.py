@@ -3,6 +3,7 @@
 import csv
 
 import numpy as np
+import pytest
 
 from audio_helpers import DATA, JFK, JFK_TEXT, STEREO
 from benchmarks.wer import wer
@@ -18,6 +19,7 @@ def test_wer_compares_normalised_words():
     assert wer(["the cat sat", "on 1,000 mats"], ["the cat", "on one thousand hats"]) == 2 / 7
 
 
+@pytest.mark.slow
 def test_jfk_transcribed_with_low_wer(transcriber):
     audio = load_audio(JFK)
     utterances = transcriber.transcribe(audio)
@@ -31,6 +33,7 @@ def test_jfk_transcribed_with_low_wer(transcriber):
     assert [w.start for w in words] == sorted(w.start for w in words)
 
 
+@pytest.mark.slow
 def test_stereo_two_talkers_give_two_speakers_each_with_its_sentence(transcriber):
     audio = load_audio(STEREO)
     assert audio.speaker_mode == "stereo" and audio.speakers == ("agent", "customer")
@@ -43,12 +46,14 @@ def test_stereo_two_talkers_give_two_speakers_each_with_its_sentence(transcriber
     assert [u.start for u in utterances] == sorted(u.start for u in utterances)
 
 
+@pytest.mark.slow
 def test_agent_channel_right_swaps_speakers(transcriber):
     audio = load_audio(STEREO, agent_channel="right")
     agent = _text([u for u in transcriber.transcribe(audio) if u.speaker == "agent"])
     assert "horizon" in agent.lower()
 
 
+@pytest.mark.slow
 def test_telephone_prompts_wer_at_most_ten_percent(transcriber):
     folder = DATA / "telephone-8k"
     with (folder / "transcripts.tsv").open() as fh:

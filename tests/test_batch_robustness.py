@@ -49,6 +49,7 @@ def _rows(db: Path, sql: str):
         con.close()
 
 
+@pytest.mark.slow
 def test_bad_input_matrix_in_one_batch_with_good_calls(tmp_path):
     d = tmp_path / "recordings"
     d.mkdir()
@@ -142,6 +143,7 @@ def test_bad_input_matrix_in_one_batch_with_good_calls(tmp_path):
     assert _rows(db, "SELECT count(*) FROM utterances JOIN calls USING (call_id) WHERE source_path LIKE '%silent.wav'") == [(0,)]
 
 
+@pytest.mark.slow
 def test_asr_failure_is_isolated(tmp_path, monkeypatch):
     d = tmp_path / "rec"
     d.mkdir()
@@ -162,6 +164,7 @@ def test_asr_failure_is_isolated(tmp_path, monkeypatch):
     assert rows["asr-breaks"] == "ASR failed (RuntimeError: simulated CTranslate2 failure)"
 
 
+@pytest.mark.slow
 def test_rubric_change_rescores_without_transcribing_again(tmp_path, monkeypatch):
     d = tmp_path / "rec"
     d.mkdir()
@@ -206,6 +209,7 @@ def _snapshot(db: Path) -> dict[str, list]:
         con.close()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_batch_then_rerun_equals_an_uninterrupted_run(tmp_path):
     d = tmp_path / "rec"
     d.mkdir()
@@ -234,6 +238,7 @@ def test_sigkill_mid_batch_then_rerun_equals_an_uninterrupted_run(tmp_path):
     assert _snapshot(db) == _snapshot(clean_db)
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_current_call_and_prints_the_summary(tmp_path):
     d = tmp_path / "rec"
     d.mkdir()
@@ -262,6 +267,7 @@ def test_sigterm_finishes_the_current_call_and_prints_the_summary(tmp_path):
     assert _rows(tmp_path / "q.duckdb", "SELECT interrupted FROM runs") == [(True,)]
 
 
+@pytest.mark.slow
 def test_a_rerun_with_everything_stored_does_not_load_spacy(tmp_path):
     d = tmp_path / "rec"
     d.mkdir()

@@ -45,6 +45,7 @@ def test_python_dash_m_help():
     assert "score" in result.stdout and "Exit codes" in result.stdout
 
 
+@pytest.mark.slow
 def test_score_twice_transcribes_nothing_the_second_time(calls, tmp_path):
     db = tmp_path / "q.duckdb"
     first = runner.invoke(app, ["score", str(calls), "--db", str(db)])
@@ -58,6 +59,7 @@ def test_score_twice_transcribes_nothing_the_second_time(calls, tmp_path):
     assert _counts(db) == counts
 
 
+@pytest.mark.slow
 def test_stereo_call_has_agent_and_customer_rows_in_the_duckdb_cli(calls, tmp_path):
     db = tmp_path / "q.duckdb"
     assert runner.invoke(app, ["score", str(calls / "day1"), "--db", str(db)]).exit_code == 0
@@ -71,6 +73,7 @@ def test_stereo_call_has_agent_and_customer_rows_in_the_duckdb_cli(calls, tmp_pa
     assert row[2:] == (2, 16000, "pcm_s16le", "stereo", "ok", "bundled:tiny.en", True)
 
 
+@pytest.mark.slow
 def test_db_from_environment(calls, tmp_path, monkeypatch):
     monkeypatch.setenv("CALLQA_DB", str(tmp_path / "env.duckdb"))
     assert runner.invoke(app, ["score", str(calls / "day1")]).exit_code == 0

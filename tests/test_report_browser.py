@@ -98,6 +98,7 @@ def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 def test_report_in_headless_chromium(report, tmp_path):
     url = report.as_uri()

@@ -39,6 +39,7 @@ def _evaluations(path) -> list[tuple]:
             "WHERE e.run_id = 'rescore' ORDER BY ALL").fetchall()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(scoring._FORK is None, reason="worker processes need fork")
 def test_worker_processes_rescore_like_this_process(tmp_path, monkeypatch):
     scorer = Scorer.from_paths([])

@@ -5,21 +5,14 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from typer.testing import CliRunner
-
-from callqa.cli import app
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_calls"
 EXPECTED = yaml.safe_load((SAMPLES / "expected.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory):
-    db = tmp_path_factory.mktemp("samples") / "callqa.duckdb"
-    result = CliRunner().invoke(app, ["score", str(SAMPLES), "--manifest", str(SAMPLES / "manifest.csv"),
-                                      "--db", str(db)])
-    assert result.exit_code == 0, result.output
-    with duckdb.connect(str(db), read_only=True) as con:
+def scored(sample_run):
+    with duckdb.connect(str(sample_run.db), read_only=True) as con:
         outcomes = con.execute("SELECT call_id, criterion_id, outcome FROM criterion_results cr "
                                "JOIN call_scores USING (call_id, rubric_sha256)").fetchall()
         verdicts = con.execute("SELECT call_id, passed, auto_failed, score FROM call_scores").fetchall()
@@ -32,6 +25,7 @@ def _verdict(passed, auto_failed, score) -> str:
     return "auto_failed" if auto_failed else ("passed" if passed else "failed")
 
 
+@pytest.mark.slow
 def test_every_criterion_outcome_agrees_with_expected(scored):
     outcomes, _ = scored
     expected = {(call, crit): outcome for call, spec in EXPECTED.items() for crit, outcome in spec["criteria"].items()}
@@ -44,6 +38,7 @@ def test_every_criterion_outcome_agrees_with_expected(scored):
     assert disagreements == []
 
 
+@pytest.mark.slow
 def test_every_call_gets_its_intended_verdict(scored):
     _, verdicts = scored
     got = {call: _verdict(*verdicts[call]) for call in EXPECTED}

@@ -187,6 +187,7 @@ call_specs = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=call_specs, by=st.sampled_from([None, "day", "week", "month"]),
        since=st.one_of(st.none(), st.dates(date(2024, 1, 1), date(2024, 3, 31))),
