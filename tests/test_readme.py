@@ -99,6 +99,15 @@ def test_readme_has_console_examples():
     assert sum(1 for block in BLOCKS for example in block if example.output) >= 5
 
 
+def test_shown_output_is_compared_line_by_line_with_wildcards_and_masks():
+    printed = "run 0123456789ab: 2 files seen\naudio 1.0 min in 3.2 s wall (18.8x real time; ASR busy 3.0 s)\nb\nc\n"
+    shown = ["run 95841792e261: 2 files seen", "audio 1.0 min in 19.5 s wall (35.9x real time; ASR busy 19.3 s)", "..."]
+    assert _matches(shown, printed)
+    assert _matches(shown[:2] + ["b", "c", ""], printed)
+    assert not _matches(shown[:2] + ["c"], printed)
+    assert not _matches(["run 95841792e261: 3 files seen", "..."], printed)
+
+
 @pytest.mark.parametrize("block", [
     pytest.param(block, id=f"README.md:{block[0].line}",
                  marks=[pytest.mark.slow] if _needs_the_database(block) else [])
