@@ -19,7 +19,7 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from .numbers import spoken_number
-from .rubric import Condition, Criterion, Rubric, Section, Window
+from .rubric import Condition, Criterion, PhraseCriterion, Rubric, Section, Window
 
 _SPEAKERS = {"agent": ("agent", "unknown"), "customer": ("customer", "unknown"), "any": ("agent", "customer", "unknown")}
 
@@ -233,7 +233,7 @@ def compile_rubric(rubric: Rubric, nlp: Language) -> CompiledRubric:
     compiled = []
     for section, criterion in rubric.criteria():
         search = condition = None
-        if criterion.match is not None:
+        if isinstance(criterion, PhraseCriterion):
             counted = criterion.expect == "absent" or criterion.negation == "ignore"
             search = _search(criterion, criterion.id, phrases, matcher, counted)
         if criterion.na_unless is not None and criterion.na_unless.match is not None:
@@ -244,13 +244,13 @@ def compile_rubric(rubric: Rubric, nlp: Language) -> CompiledRubric:
 
 
 def _matches(criterion: Criterion) -> list:
-    out = [criterion.match] if criterion.match else []
+    out = [criterion.match] if isinstance(criterion, PhraseCriterion) else []
     if criterion.na_unless is not None and criterion.na_unless.match is not None:
         out.append(criterion.na_unless.match)
     return out
 
 
-def _search(spec: Criterion | Condition, key: str, phrases: dict[str, Phrase], matcher: Matcher,
+def _search(spec: PhraseCriterion | Condition, key: str, phrases: dict[str, Phrase], matcher: Matcher,
             count_negated: bool) -> Search:
     match = spec.match
     assert match is not None, "only criteria and conditions with a match are searched"

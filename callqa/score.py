@@ -10,12 +10,12 @@ from .callview import NO_EVIDENCE, CallView, Found
 from .metrics import METRICS
 from .phrases import CompiledCriterion, CompiledRubric
 from .records import AnalysedCall, CriterionResult, Evaluation, Evidence, Outcome
-from .rubric import Rubric
+from .rubric import MetricCriterion, PhraseCriterion, Rubric
 
 
 def _metric_result(cc: CompiledCriterion, view: CallView) -> tuple[Outcome, float | None, Evidence]:
     criterion = cc.criterion
-    assert criterion.metric is not None, "judged as a metric criterion"
+    assert isinstance(criterion, MetricCriterion), "judged as a metric criterion"
     metric = view.call.metrics.get(criterion.metric)
     if metric is None or metric.value is None:
         return "na", None, NO_EVIDENCE
@@ -28,6 +28,7 @@ def _metric_result(cc: CompiledCriterion, view: CallView) -> tuple[Outcome, floa
 def _phrase_result(cc: CompiledCriterion, view: CallView,
                    by_id: dict[str, CompiledCriterion]) -> tuple[Outcome, float | None, Evidence]:
     criterion = cc.criterion
+    assert isinstance(criterion, PhraseCriterion), "judged as a phrase criterion"
     found = _found(cc, view)
     if criterion.expect == "absent":
         assert cc.search is not None
@@ -73,7 +74,7 @@ def judge(cc: CompiledCriterion, view: CallView, by_id: dict[str, CompiledCriter
     if not _applicable(cc, view, by_id):
         outcome: Outcome
         outcome, value, evidence = "na", None, NO_EVIDENCE
-    elif criterion.metric is not None:
+    elif isinstance(criterion, MetricCriterion):
         outcome, value, evidence = _metric_result(cc, view)
     else:
         outcome, value, evidence = _phrase_result(cc, view, by_id)
@@ -103,7 +104,7 @@ def totals(rubric: Rubric, results: Sequence[CriterionResult]) -> Totals:
     score = sum(w * v for w, v in counted) / sum(w for w, _ in counted) if counted else None
     # Having said nothing rude is no performance to score: a call where only `absent` criteria apply (a
     # dropped call) gets no score, or it would inflate the agent's average with a 100.
-    absent_only = {c.id for _, c in rubric.criteria() if c.expect == "absent" and c.metric is None}
+    absent_only = {c.id for _, c in rubric.criteria() if isinstance(c, PhraseCriterion) and c.expect == "absent"}
     if all(r.criterion_id in absent_only for r in results if r.outcome != "na"):
         score = None
         section_scores = dict.fromkeys(section_scores)

@@ -190,10 +190,17 @@ class Store:
 
     def save_rubrics(self, rubrics: Iterable[Rubric]) -> None:
         """Record each rubric version once, then rebuild the views: agent_scorecards has one column per section
-        of the latest rubrics."""
-        for rubric in rubrics:
-            self.save_rubric(rubric_row(rubric))
-        views.create_views(self.con)
+        of the latest rubrics. One transaction: a rubric whose views cannot be built is not kept."""
+        rubrics = list(rubrics)
+        try:
+            with transaction(self.con):
+                for rubric in rubrics:
+                    self.save_rubric(rubric_row(rubric))
+                views.create_views(self.con)
+        except duckdb.Error as exc:
+            names = ", ".join(f"{r.id} v{r.version}" for r in rubrics)
+            raise DatabaseError(f"rubric {names} not stored: the database views cannot be rebuilt with it "
+                                f"({str(exc).splitlines()[0]})") from exc
 
     def missing_evaluations(self, call_ids: Sequence[str], rubric_sha256: str) -> list[str]:
         """The calls among ``call_ids`` with no evaluation against this rubric version, sorted."""

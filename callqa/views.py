@@ -8,11 +8,12 @@ exactly the SQL of the views, only over a filtered selection of ``call_scores``.
 from __future__ import annotations
 
 import json
-from typing import Literal, get_args
-
-import duckdb
+from typing import TYPE_CHECKING, Literal, get_args
 
 from .schema import COMMON_COLUMNS, _quote
+
+if TYPE_CHECKING:  # the rubric models import the column rules below; they must not load DuckDB
+    import duckdb
 
 LATEST_RUBRICS = """
     SELECT arg_max(rubric_sha256, (version, first_used_at)) AS rubric_sha256 FROM rubrics GROUP BY rubric_id
@@ -22,6 +23,8 @@ PERIODS: tuple[Period, ...] = get_args(Period)
 VIEW_PERIOD = "week"  # agent_scorecards' period; `callqa scorecard --by` picks another
 FIXED_SCORECARD_COLUMNS = ("agent_id", "rubric_id", "rubric_version", "period", "calls", "avg_score", "pass_rate",
                            "auto_fail_count", "first_call", "last_call")
+# The key columns of section_scores that the section pivot sits beside; refused as section ids by rubric check.
+RESERVED_SECTION_IDS = frozenset({"call_id", "rubric_sha256"})
 
 
 def _ident(name: str) -> str:
@@ -32,6 +35,23 @@ def section_column(section_id: str) -> str:
     """Column holding a section's average; ``avg_section_<id>`` where ``avg_<id>`` is a fixed column's name."""
     name = f"avg_{section_id}"
     return f"avg_section_{section_id}" if name in FIXED_SCORECARD_COLUMNS else name
+
+
+def section_columns(sections: list[str]) -> dict[str, str]:
+    """Each section's ``section_column``, made unique whatever the letter case (DuckDB ignores it) with a ``_2``
+    suffix: rubric check refuses ids that collide within a rubric, but two rubrics, or rubrics stored by an older
+    callqa, may still collide, and a view with two equal column names would fail every writer's start."""
+    taken = {column.lower() for column in FIXED_SCORECARD_COLUMNS}
+    columns = {}
+    for sid in sections:
+        column = name = section_column(sid)
+        n = 1
+        while column.lower() in taken:
+            n += 1
+            column = f"{name}_{n}"
+        taken.add(column.lower())
+        columns[sid] = column
+    return columns
 
 
 def section_ids(con: duckdb.DuckDBPyConnection, rubric_shas_sql: str, params: list | None = None) -> list[str]:
@@ -51,8 +71,10 @@ def scorecard_select(sections: list[str], period: str | None, source: str) -> st
 
     ``source`` is SQL yielding rows shaped like ``call_scores``.
     """
-    pivot = "".join(f", max(score) FILTER (WHERE section_id = {_quote(s)}) AS {_ident(s)}" for s in sections)
-    averages = "".join(f", avg(s.{_ident(s)}) AS {_ident(section_column(s))}" for s in sections)
+    # The pivot's columns are numbered: a section id may be anything, `call_id` included.
+    pivot = "".join(f", max(score) FILTER (WHERE section_id = {_quote(s)}) AS s{i}" for i, s in enumerate(sections))
+    columns = section_columns(sections).values()
+    averages = "".join(f", avg(s.s{i}) AS {_ident(column)}" for i, column in enumerate(columns))
     period_column = f", date_trunc('{period}', cs.started_at)::DATE AS period" if period else ""
     return f"""
         WITH sections AS (
@@ -130,8 +152,8 @@ ALL_VERSIONS_SQL = """
 
 def _views(sections: list[str]) -> dict[str, tuple[str, str, dict[str, str]]]:
     """name: (SQL, comment, {column: comment}); in creation order, as later views read earlier ones."""
-    section_comments = {section_column(s): f"Mean score of section {s!r}, 0-100, over calls where it applies."
-                        for s in sections}
+    section_comments = {column: f"Mean score of section {s!r}, 0-100, over calls where it applies."
+                        for s, column in section_columns(sections).items()}
     return {
         "call_scores_all_versions": (
             ALL_VERSIONS_SQL,
