@@ -20,7 +20,7 @@ import typer
 
 from . import __version__
 from .daterange import DateRange
-from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNEXPECTED, CallQAError, RubricError
+from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNEXPECTED, CallQAError, LocatedError, RubricError
 from .formats import CallFormat, FrameFormat, ScorecardFormat
 from .records import StereoChannel
 from .store import DEFAULT_DB, Store
@@ -69,7 +69,7 @@ def _run() -> Iterator[None]:
     """Turn library errors into one clear line on stderr (or one per problem) and a documented exit code."""
     try:
         yield
-    except RubricError as exc:
+    except LocatedError as exc:
         for problem in exc.problems:
             _err(problem)
         raise typer.Exit(exc.exit_code)
@@ -138,6 +138,9 @@ def score(
         "this process).")] = None,
     no_redact: Annotated[bool, typer.Option(
         "--no-redact", help="Store transcripts WITHOUT removing patient data.")] = False,
+    score_truncated: Annotated[bool, typer.Option(
+        "--score-truncated", help="Score recordings that hold much less than their header states, with a note, "
+        "instead of failing them.")] = False,
     config: Annotated[Optional[Path], typer.Option(
         "--config", help="YAML file with defaults for these options.")] = None,
     log_file: Annotated[Optional[Path], typer.Option(
@@ -153,7 +156,7 @@ def score(
             db=db, rubrics=rubric, manifest=manifest, name_pattern=name_pattern, agent_channel=agent_channel,
             model=model, compute_type=compute_type, beam_size=beam_size, batch_size=batch_size, threads=threads,
             workers=workers,
-            no_redact=no_redact,
+            no_redact=no_redact, score_truncated=score_truncated or None,
         )
         stop = threading.Event()
         with _stop_on_signals(stop) as received, BatchReporter(log_file) as reporter:

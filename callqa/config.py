@@ -1,18 +1,25 @@
-"""Optional YAML config (`--config`) with defaults for `callqa score`; command-line options win over it."""
+"""Optional YAML config (`--config`) with defaults for `callqa score`; command-line options win over it.
+
+Problems are reported like a rubric's, one ``FILE:LINE: key: message`` line each (exit 2).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import UsageError
+from .audio import AudioLimits
+from .errors import ConfigError, UsageError
 from .ingest import DEFAULT_NAME_PATTERN
+from .inputfiles import MAX_YAML_BYTES, UnreadableFile, read_text
 from .pipeline import ScoreOptions
 from .records import StereoChannel
 from .transcribe import BUNDLED_MODEL, AsrSettings
+from .yaml_lines import YamlError, format_path, parse_yaml
+
+_LIMITS = AudioLimits()
 
 
 class Config(BaseModel):
@@ -31,6 +38,13 @@ class Config(BaseModel):
     workers: int = Field(AsrSettings().workers, ge=0)
     redact: bool = True
     allow_list: list[str] = Field(default_factory=list, description="Names kept by redaction: clinic, agents.")
+    # Recordings refused before decoding (audio.AudioLimits)
+    max_duration_s: float = Field(_LIMITS.max_duration_s, gt=0)
+    min_sample_rate: int = Field(_LIMITS.min_sample_rate, gt=0)
+    max_sample_rate: int = Field(_LIMITS.max_sample_rate, gt=0)
+    max_file_mb: float = Field(_LIMITS.max_file_mb, gt=0)
+    truncated_ratio: float = Field(_LIMITS.truncated_ratio, ge=0, le=1)
+    score_truncated: bool = _LIMITS.score_truncated
 
     def score_options(self, *, no_redact: bool = False, rubrics: list[Path] | None = None, **cli) -> ScoreOptions:
         """Merge command-line values (None: not given) over this config."""
@@ -47,24 +61,33 @@ class Config(BaseModel):
             db=merged["db"], rubrics=tuple(merged["rubrics"]), manifest=merged["manifest"],
             name_pattern=merged["name_pattern"], agent_channel=merged["agent_channel"], asr=asr,
             redact=merged["redact"] and not no_redact, allow_list=tuple(merged["allow_list"]),
+            audio_limits=AudioLimits(**{key: merged[key] for key in AudioLimits._fields}),
         )
 
 
 def load_config(path: Path | None) -> Config:
+    """The config file's values; raises ConfigError with a located line per problem."""
     if path is None:
         return Config()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise UsageError(f"cannot read --config {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML: {exc}") from exc
+        document = parse_yaml(read_text(path, MAX_YAML_BYTES))
+    except UnreadableFile as exc:
+        raise ConfigError([f"{path}:1: (config): {exc}"]) from None
+    except YamlError as exc:
+        raise ConfigError([f"{path}:{exc.line}: (yaml syntax): {exc.problem}"]) from None
+    data = {} if document.data is None else document.data
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping of option names to values")
+        raise ConfigError([f"{path}:1: (config): expected a mapping of option names to values, "
+                           f"not a {type(data).__name__}"])
+    problems = [(line, f"{format_path(key, '(config)')}: duplicate key {key[-1]!r}")
+                for key, line in document.duplicates]
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise UsageError(f"{path}: {problems}") from exc
+        for error in exc.errors():
+            where = tuple(error["loc"])
+            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append((document.line_of(where), f"{format_path(where, '(config)')}: {message}"))
+    if problems:
+        raise ConfigError([f"{path}:{line}: {message}" for line, message in sorted(set(problems))])
+    return config

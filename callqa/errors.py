@@ -29,12 +29,20 @@ class ManifestError(UsageError):
     """The --manifest CSV is missing, unreadable or lacks required columns."""
 
 
-class RubricError(UsageError):
-    """A rubric failed validation; ``problems`` holds one ``FILE:LINE: path: message`` line each."""
+class LocatedError(UsageError):
+    """An input file failed validation; ``problems`` holds one ``FILE:LINE: path: message`` line each."""
 
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class RubricError(LocatedError):
+    """A rubric failed validation."""
+
+
+class ConfigError(LocatedError):
+    """The --config file failed validation."""
 
 
 class ModelError(UsageError):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 from . import __version__
 from .asr_pool import AsrRunner, CallJob, busy_seconds
-from .audio import load_audio
+from .audio import AudioLimits, load_audio
 from .errors import AudioError, TranscriptionError
 from .ingest import (
     DEFAULT_NAME_PATTERN,
@@ -59,6 +59,7 @@ class ScoreOptions(NamedTuple):
     redact: bool = True
     allow_list: tuple[str, ...] = ()
     settle_seconds: float = SETTLE_SECONDS
+    audio_limits: AudioLimits = AudioLimits()
 
 
 _COUNTED_AS = {"transcribed": "processed", "rescored": "rescored", "skipped": "skipped", "failed": "failed",
@@ -167,7 +168,7 @@ class BatchRun:
         if self._already_done(source):
             return _Prepared(candidate, source, None, None)
         try:
-            return _Prepared(candidate, source, load_audio(path, self.options.agent_channel), None)
+            return _Prepared(candidate, source, load_audio(path, self.options.agent_channel, self.options.audio_limits), None)
         except AudioError as exc:
             return _Prepared(candidate, source, None, str(exc))
 
