@@ -69,10 +69,12 @@ class ReportData(NamedTuple):
 
 
 def _parse_rubric(rubric: str) -> tuple[str, int | None]:
-    rubric_id, _, version = rubric.partition("@")
-    if version and not version.isdigit():
-        raise UsageError(f"--rubric {rubric!r}: write ID or ID@VERSION, e.g. clinic-helpdesk@2")
-    return rubric_id, int(version) if version else None
+    """``ID`` or ``ID@VERSION``: the version is the digits after the last ``@``, so an id may hold ``@`` itself
+    (``billing@east``, ``billing@east@2``); no rubric id ends in ``@<digits>``, rubric check refuses that."""
+    rubric_id, at, version = rubric.rpartition("@")
+    if at and version.isascii() and version.isdigit():
+        return rubric_id, int(version)
+    return rubric, None
 
 
 def select_calls(store: Store, query: ScorecardQuery) -> Selection:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import os
 import re
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
 from .errors import ManifestError, UsageError
+from .inputfiles import MAX_MANIFEST_BYTES, MAX_SIDECAR_BYTES, UnreadableFile, read_limited, read_text
 from .records import CallSource, MetadataFrom
 
 log = logging.getLogger("callqa")
@@ -28,6 +31,7 @@ DEFAULT_NAME_PATTERN = "{agent_id}_{started_at}_{call_id}"
 UNKNOWN_AGENT = "unknown"
 MANIFEST_REQUIRED = ("file", "agent_id", "started_at")
 _FIELD = re.compile(r"\{(\w+)\}")
+_EXAMPLES = 3  # names quoted in a warning about skipped files or rows
 _TIME_FORMATS = ("%Y%m%dT%H%M%S", "%Y%m%d-%H%M%S", "%Y%m%d%H%M%S", "%Y-%m-%dT%H-%M-%S", "%Y-%m-%d_%H-%M-%S", "%Y%m%d")
 
 
@@ -62,6 +66,10 @@ def compile_name_pattern(pattern: str) -> re.Pattern[str]:
         raise UsageError(f"--name-pattern {pattern!r} names no field; use e.g. {DEFAULT_NAME_PATTERN}")
     if len(set(fields)) != len(fields):
         raise UsageError(f"--name-pattern {pattern!r} repeats a field")
+    bad = [f for f in fields if not f.isidentifier() or not f.isascii()]
+    if bad:
+        raise UsageError(f"--name-pattern {pattern!r}: field {{{bad[0]}}} is not a name (letters, digits and _, "
+                         "not starting with a digit)")
     regex, pos = "", 0
     for i, match in enumerate(_FIELD.finditer(pattern)):
         regex += re.escape(pattern[pos : match.start()])
@@ -69,51 +77,103 @@ def compile_name_pattern(pattern: str) -> re.Pattern[str]:
         regex += f"(?P<{match.group(1)}>{greedy})"
         pos = match.end()
     regex += re.escape(pattern[pos:])
-    return re.compile(f"^{regex}$")
+    try:
+        return re.compile(f"^{regex}$")
+    except (re.error, RecursionError, OverflowError) as exc:  # a pattern too big for the regex engine
+        raise UsageError(f"--name-pattern {pattern!r} cannot be used: {exc}") from None
 
 
 def read_manifest(path: Path) -> dict[Path, dict[str, str]]:
-    """Rows keyed by resolved file path; relative ``file`` entries are relative to the manifest's folder."""
+    """Rows keyed by resolved file path; relative ``file`` entries are relative to the manifest's folder.
+
+    A file named on two rows takes the later row; the earlier one is skipped with a warning."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            columns = reader.fieldnames or []
-            missing = [c for c in MANIFEST_REQUIRED if c not in columns]
-            if missing:
-                raise ManifestError(f"{path}: manifest lacks column(s) {', '.join(missing)}; found {columns}")
-            rows = {}
-            for line, row in enumerate(reader, start=2):
-                if not (row.get("file") or "").strip():
-                    raise ManifestError(f"{path}:{line}: empty 'file'")
-                target = Path(row["file"].strip())
-                if not target.is_absolute():
-                    target = path.parent / target
-                rows[target.resolve()] = {k: (v or "").strip() for k, v in row.items() if k is not None}
-            return rows
-    except OSError as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: not a readable CSV manifest: {exc}") from exc
+        text = read_text(path, MAX_MANIFEST_BYTES, "utf-8-sig")
+    except UnreadableFile as exc:
+        raise ManifestError(f"cannot read manifest {path}: {exc}") from None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        columns = reader.fieldnames or []
+        missing = [c for c in MANIFEST_REQUIRED if c not in columns]
+        if missing:
+            raise ManifestError(f"{path}: manifest lacks column(s) {', '.join(missing)}; found {columns}")
+        rows: dict[Path, dict[str, str]] = {}
+        lines: dict[Path, int] = {}
+        replaced: list[str] = []
+        for line, row in enumerate(reader, start=2):
+            if not isinstance(row.get("file"), str) or not row["file"].strip():
+                raise ManifestError(f"{path}:{line}: empty 'file'")
+            target = Path(row["file"].strip())
+            if not target.is_absolute():
+                target = path.parent / target
+            try:
+                target = target.resolve()
+            except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL in the name
+                raise ManifestError(f"{path}:{line}: file {row['file'].strip()!r} cannot be used: {exc}") from None
+            if target in rows:
+                replaced.append(f"line {lines[target]} (again on line {line})")
+            rows[target] = {k: v.strip() if isinstance(v, str) else "" for k, v in row.items() if k is not None}
+            lines[target] = line
+    except (csv.Error, ValueError) as exc:
+        raise ManifestError(f"{path}: not a readable CSV manifest: {exc}") from None
+    if replaced:
+        log.warning("%s: %d manifest row(s) skipped, naming a file that a later row names again: %s", path,
+                    len(replaced), ", ".join(replaced[:_EXAMPLES]) + (", ..." if len(replaced) > _EXAMPLES else ""))
+    return rows
+
+
+def _examples(paths: list[Path]) -> str:
+    return ", ".join(display_path(p) for p in paths[:_EXAMPLES]) + (", ..." if len(paths) > _EXAMPLES else "")
 
 
 def discover(paths: Iterable[Path], manifest: dict[Path, dict[str, str]] | None = None) -> list[Candidate]:
     """Audio files under the given files and folders (recursive, sorted, each once).
 
-    Manifest rows naming a file that does not exist are reported by the caller via ``missing_manifest_files``.
+    What is left out is counted in a warning: files in the folders that are neither audio nor a recording's
+    sidecar, paths that are not regular files (a FIFO would hang the hashing), and manifest rows whose file
+    exists but is not among the given paths. Manifest rows naming a file that does not exist are reported by the
+    caller via ``missing_manifest_files``.
     """
     manifest = manifest or {}
     seen: dict[Path, Candidate] = {}
+    not_audio: list[Path] = []
+    not_regular: list[Path] = []
     for root in paths:
         root = Path(root)
         if not root.exists():
             raise UsageError(f"no such file or folder: {root}")
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for f in files:
+        if root.is_dir():
+            entries = sorted(root.rglob("*"))
+        else:
+            entries = [root]
+        for f in entries:
+            try:
+                mode = f.stat().st_mode
+            except OSError:
+                mode = 0
+            if stat.S_ISDIR(mode):
+                continue
             resolved = f.resolve()
-            explicit = root.is_file() or resolved in manifest
-            if resolved in seen or not (explicit or f.suffix.lower() in AUDIO_EXTENSIONS):
+            if not stat.S_ISREG(mode):
+                not_regular.append(f)
+                continue
+            explicit = f == root or resolved in manifest
+            if resolved in seen:
+                continue
+            if not (explicit or f.suffix.lower() in AUDIO_EXTENSIONS):
+                not_audio.append(f)
                 continue
             seen[resolved] = Candidate(f, manifest.get(resolved))
+    sidecars = {c.path.with_suffix(".json").resolve() for c in seen.values()}
+    not_audio = [f for f in not_audio if f.resolve() not in sidecars and f.suffix.lower() not in (".csv", ".json")]
+    if not_audio:
+        log.warning("%d file(s) skipped, not audio by their name: %s", len(not_audio), _examples(not_audio))
+    if not_regular:
+        log.warning("%d path(s) skipped, not regular files: %s", len(not_regular), _examples(not_regular))
+    unused = sorted(p for p in manifest if p not in seen and p.exists())
+    if unused:
+        log.warning("%d manifest row(s) skipped, their files are not under the given paths: %s", len(unused),
+                    _examples(unused))
     return list(seen.values())
 
 
@@ -130,16 +190,35 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")  # Python reads NaN and Infinity; JSON and DuckDB do not
+
+
 def _sidecar(path: Path) -> dict[str, Any] | None:
     side = path.with_suffix(".json")
     if not side.is_file():
         return None
     try:
-        data = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        log.warning("%s: sidecar ignored, not readable JSON: %s", side, exc)
+        data = json.loads(read_limited(side, MAX_SIDECAR_BYTES).decode("utf-8"), parse_constant=_not_json)
+    except (UnreadableFile, ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+        log.warning("%s: sidecar ignored, not readable JSON: %s", side, str(exc)[:200] or type(exc).__name__)
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        log.warning("%s: sidecar ignored, not a JSON object", side)
+        return None
+    return data
+
+
+_TEXT_FIELDS = ("agent_id", "call_id", "started_at")
+
+
+def _text_value(value: Any) -> str | None:
+    """A sidecar's agent_id, call_id or started_at as text: strings, and integers as their digits."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def display_path(path: Path) -> str:
@@ -164,8 +243,12 @@ def resolve_metadata(candidate: Candidate, sha256: str, size: int, name_pattern:
         if source == "none":
             source = name
         for key, value in layer.items():
+            if key in _TEXT_FIELDS and _text_value(value) is None and value not in (None, ""):
+                log.warning("%s: %s %s in the %s is not text; ignored", candidate.path, key,
+                            type(value).__name__, name)
+                continue
             if key != "file" and value not in (None, "") and key not in fields:
-                fields[key] = value
+                fields[key] = _text_value(value) if key in _TEXT_FIELDS else value
     agent_id = str(fields.pop("agent_id", "") or "").strip() or UNKNOWN_AGENT
     if agent_id == UNKNOWN_AGENT:
         log.warning("%s: no agent id in manifest, sidecar or file name; stored under 'unknown'", candidate.path)
@@ -174,7 +257,7 @@ def resolve_metadata(candidate: Candidate, sha256: str, size: int, name_pattern:
     if raw_started is not None and started_at is None:
         log.warning("%s: started_at %r is not a timestamp; left empty", candidate.path, raw_started)
     call_id = str(fields.pop("call_id", "") or "").strip() or sha256[:16]
-    extra = {k: v for k, v in fields.items() if isinstance(v, (str, int, float, bool))}
+    extra = {str(k): v for k, v in fields.items()}  # JSON values, stored as JSON (nested ones too)
     return CallSource(
         path=display_path(candidate.path),
         call_id=call_id,
