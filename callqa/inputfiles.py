@@ -21,7 +21,7 @@ class UnreadableFile(ValueError):
 
 
 def _size(n: int) -> str:
-    return f"{n / (1 << 20):g} MiB" if n >= 1 << 20 else f"{n} bytes"
+    return f"{n / (1 << 20):.3g} MiB" if n >= 1 << 20 else f"{n} bytes"
 
 
 def read_limited(path: Path, max_bytes: int) -> bytes:
@@ -30,17 +30,22 @@ def read_limited(path: Path, max_bytes: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise UnreadableFile(f"cannot read the file: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as fh:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a device, pipe or socket"
             raise UnreadableFile(f"not a regular file ({kind})")
         if info.st_size > max_bytes:
             raise UnreadableFile(f"the file is {_size(info.st_size)}; the limit is {_size(max_bytes)}")
-        try:
-            data = fh.read(max_bytes + 1)
-        except OSError as exc:
-            raise UnreadableFile(f"cannot read the file: {exc.strerror or exc}") from None
+        chunks, left = [], max_bytes + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read the file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
     if len(data) > max_bytes:  # it grew while we looked
         raise UnreadableFile(f"the file is over the limit of {_size(max_bytes)}")
     return data

@@ -152,8 +152,9 @@ def parse_yaml(text: str) -> YamlDocument:
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. NUL
         raise YamlError(text.count("\n", 0, exc.position) + 1, f"character {exc.character!r} is not allowed "
                                                                "in YAML") from None
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
-        # the constructor's own conversions, e.g. a date 2024-02-30 or an integer of 5000 digits
+    except Exception as exc:
+        # The constructor's own conversions: a date 2024-02-30 (ValueError), an integer of 5000 digits, and
+        # `!!timestamp ''`, on which PyYAML 6 raises AttributeError.
         raise YamlError(1, f"a value cannot be read: {' '.join(str(exc).split())[:200]}") from None
     finally:
         if loader is not None:
