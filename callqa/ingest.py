@@ -165,7 +165,8 @@ def discover(paths: Iterable[Path], manifest: dict[Path, dict[str, str]] | None 
                 continue
             seen[resolved] = Candidate(f, manifest.get(resolved))
     sidecars = {c.path.with_suffix(".json").resolve() for c in seen.values()}
-    not_audio = [f for f in not_audio if f.resolve() not in sidecars and f.suffix.lower() not in (".csv", ".json")]
+    # sidecars and manifests (often kept beside the recordings) are expected there
+    not_audio = [f for f in not_audio if f.resolve() not in sidecars and f.suffix.lower() != ".csv"]
     if not_audio:
         log.warning("%d file(s) skipped, not audio by their name: %s", len(not_audio), _examples(not_audio))
     if not_regular:

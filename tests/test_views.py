@@ -113,3 +113,64 @@ def test_pandas_reads_the_views(db):
     assert frame["call_id"].tolist() == ["c1", "c2", "c3", "c4"]
     assert frame["auto_failed"].tolist() == [False, True, False, False]
     assert frame["pass_mark"].unique().tolist() == [80.0]
+
+
+def test_section_ids_that_collide_with_view_columns_never_break_the_database(tmp_path):
+    """Rubrics an older callqa accepted (a section `call_id`; two rubrics with `courtesy` and `Courtesy`) are in
+    the file: every writer rebuilds the views at start, so one bad rubric used to fail every later run."""
+    odd = rubric_row("odd", sections={"call_id": (1.0, ("greeting",)), "Courtesy": (1.0, ("dead_air",))})
+    path = build_db(tmp_path / "odd.duckdb", [CallSpec("c1", "a1", datetime(2024, 5, 6), {"greeting": "pass",
+                                                                                          "dead_air": "fail"})],
+                    rubrics=(rubric_row(), odd))
+    with Store(path):  # a writer's start rebuilds the views
+        pass
+    columns = [d[0] for d in duckdb.connect(str(path), read_only=True).execute(
+        "SELECT * FROM agent_scorecards LIMIT 0").description]
+    assert {"avg_call_id", "avg_courtesy", "avg_Courtesy_2", "avg_resolution"} <= set(columns)
+    assert _rows(path, "SELECT rubric_id, avg_call_id, avg_Courtesy_2 FROM agent_scorecards ORDER BY 1") == [
+        ("clinic-helpdesk", None, None), ("odd", 100.0, 0.0)]
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+
+    result = CliRunner().invoke(app, ["scorecard", "--db", str(path), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "avg_call_id" in result.stdout.splitlines()[0]
+
+
+def test_rubric_check_refuses_reserved_section_ids(tmp_path):
+    from typer.testing import CliRunner
+
+    from callqa.cli import app
+
+    path = tmp_path / "r.yaml"
+    path.write_text("id: t\nsections:\n  - id: call_id\n    criteria:\n      - id: c\n        match: {any: [x]}\n")
+    result = CliRunner().invoke(app, ["rubric", "check", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"{path}:3: sections[0].id: section id 'call_id' is reserved (a column of "
+                                     "the database views); choose another")
+
+
+def test_a_rubric_whose_views_cannot_be_built_is_not_stored(tmp_path, monkeypatch):
+    from callqa.errors import DatabaseError
+    from callqa.rubric import default_rubric_path, load_rubric
+
+    path = tmp_path / "q.duckdb"
+    with Store(path):
+        pass
+
+    def broken(con):
+        con.execute("CREATE OR REPLACE VIEW call_scores AS SELECT 1 AS call_id")
+        con.execute("SELECT no_such_column FROM call_scores")  # any failure while the views are rebuilt
+
+    with Store(path) as store, pytest.raises(DatabaseError, match="not stored: the database views cannot be rebuilt"):
+        monkeypatch.setattr("callqa.views.create_views", broken)
+        store.save_rubrics([load_rubric(default_rubric_path())])
+    monkeypatch.undo()
+    assert _rows(path, "SELECT count(*) FROM rubrics") == [(0,)]
+    assert "rubric_sha256" in [d[0] for d in duckdb.connect(str(path), read_only=True).execute(
+        "SELECT * FROM call_scores LIMIT 0").description]  # the view replaced in the failed transaction is back
+    with Store(path) as store:  # still usable: the next run stores the rubric
+        store.save_rubrics([load_rubric(default_rubric_path())])
+    assert _rows(path, "SELECT rubric_id FROM rubrics") == [("clinic-helpdesk",)]
+    assert _rows(path, "SELECT count(*) FROM agent_scorecards") == [(0,)]
