@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from .errors import RubricError
 from .inputfiles import MAX_YAML_BYTES, UnreadableFile, read_limited
@@ -52,7 +53,7 @@ def _document_path(loc: tuple) -> tuple[Loc, str | None]:
     return tuple(path), kind
 
 
-def _describe(error: dict) -> tuple[Loc, str]:
+def _describe(error: ErrorDetails) -> tuple[Loc, str]:
     path, kind = _document_path(error["loc"])
     error_type, msg = error["type"], error["msg"]
     if error_type == "extra_forbidden":

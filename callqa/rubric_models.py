@@ -164,7 +164,7 @@ def _reference_problems(value: object) -> Problems:
     for cid, (loc, criterion) in criteria.items():
         if not isinstance(criterion, (Mapping, BaseModel)):
             continue
-        refs = [((*loc, "before"), _get(criterion, "before"))]
+        refs: list[tuple[tuple, Any]] = [((*loc, "before"), _get(criterion, "before"))]
         condition = _get(criterion, "na_unless")
         if isinstance(condition, (Mapping, BaseModel)):
             refs.append(((*loc, "na_unless", "found"), _get(condition, "found")))

@@ -68,8 +68,8 @@ def _rule_error(loc: tuple, message: str) -> dict:
 
 def _located(title: str, problems: Problems, errors: list | None = None) -> ValidationError:
     """One ValidationError of ``errors`` (pydantic's, as ``errors()`` lists them) and the rules' ``problems``."""
-    earlier = [_rule_error(e["loc"], e["msg"]) if e["type"] == RULE_ERROR else e for e in errors or []]
-    return ValidationError.from_exception_data(title, [*earlier, *(_rule_error(*p) for p in problems)])
+    details: list[Any] = [_rule_error(e["loc"], e["msg"]) if e["type"] == RULE_ERROR else e for e in errors or []]
+    return ValidationError.from_exception_data(title, details + [_rule_error(*p) for p in problems])
 
 
 class _Ruled(_Strict):

@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from callqa.cli import app
-from callqa.errors import ConfigError, ManifestError, RubricError
 from callqa.config import load_config
+from callqa.errors import ConfigError, ManifestError, RubricError
 from callqa.ingest import read_manifest
 from callqa.rubric import load_rubric, parse_rubric
 
@@ -90,14 +91,14 @@ def test_rubric_files_that_are_no_rubric_files(special_files):
 def test_config_files_that_are_no_config_files(special_files):
     for path, what in special_files.items():
         with pytest.raises(ConfigError, match=what):
-            load_config(__import__("pathlib").Path(path))
+            load_config(Path(path))
 
 
 def test_manifests_that_are_no_manifests(special_files, tmp_path, monkeypatch):
     monkeypatch.setattr("callqa.ingest.MAX_MANIFEST_BYTES", 1 << 20)
     for path, what in special_files.items():
         with pytest.raises(ManifestError, match=what):
-            read_manifest(__import__("pathlib").Path(path))
+            read_manifest(Path(path))
     deep = tmp_path / "m.csv"
     deep.write_text("file,agent_id,started_at\n" + '"' + "x" * 200_000 + '",a,b\n')  # a field over csv's limit
     with pytest.raises(ManifestError, match="not a readable CSV manifest"):
