@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import struct
 from pathlib import Path
 from typing import NamedTuple
@@ -71,13 +72,17 @@ def probe(path: Path) -> _Probe:
         raise AudioError(f"not a decodable audio file ({_reason(exc)})") from exc
 
 
-def _wav_stated_s(path: Path) -> float:
+def _head(path: Path) -> tuple[int, bytes]:
+    """The file's size and its first 64 KiB, where the headers are."""
+    with path.open("rb") as fh:
+        return os.fstat(fh.fileno()).st_size, fh.read(1 << 16)
+
+
+def _wav_stated_s(head: bytes) -> float:
     """The duration a RIFF/WAVE header states (data chunk size / byte rate); 0 for other files or no statement.
 
     FFmpeg measures some truncated PCM WAVs by their file size, which would hide the cut; 0 and 0xFFFFFFFF are
     what recorders write while they do not know the length yet."""
-    with path.open("rb") as fh:
-        head = fh.read(1 << 16)
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return 0.0
     pos, byte_rate = 12, 0
@@ -91,24 +96,30 @@ def _wav_stated_s(path: Path) -> float:
     return 0.0
 
 
-def check_limits(path: Path, info: _Probe, limits: AudioLimits) -> None:
-    """Refuse, before decoding, what the container says is too big to decode; raises AudioError."""
-    size_mb = path.stat().st_size / (1 << 20)
+def check_limits(info: _Probe, size_bytes: int, head: bytes, limits: AudioLimits) -> float:
+    """Refuse, before decoding, what the container says is too big to decode (AudioError); else the duration the
+    container states, 0 when it states none."""
+    size_mb = size_bytes / (1 << 20)
     if size_mb > limits.max_file_mb:
         raise AudioError(f"the file is {size_mb:.0f} MB; the limit is {limits.max_file_mb:g} MB (max_file_mb)")
     if info.sample_rate and not limits.min_sample_rate <= info.sample_rate <= limits.max_sample_rate:
         raise AudioError(f"sample rate {info.sample_rate} Hz is outside {limits.min_sample_rate}-"
                          f"{limits.max_sample_rate} Hz (min_sample_rate, max_sample_rate)")
-    if info.duration_s > limits.max_duration_s:
-        raise AudioError(f"header says {info.duration_s:.0f} s; the limit is {limits.max_duration_s:g} s "
-                         "(max_duration_s)")
+    stated_s = max(info.duration_s, _wav_stated_s(head))
+    if stated_s > limits.max_duration_s:
+        raise AudioError(f"header says {stated_s:.0f} s; the limit is {limits.max_duration_s:g} s (max_duration_s)")
+    return stated_s
 
 
 def truncation(stated_s: float, held_s: float, limits: AudioLimits) -> str:
-    """"truncated: ..." when the file holds much less than its container states, else ""."""
-    if stated_s - held_s > TRUNCATION_SLACK_S and held_s < stated_s * limits.truncated_ratio:
-        return f"truncated: header says {stated_s:.1f} s, file holds {held_s:.1f} s"
-    return ""
+    """"truncated: ..." when the file holds much less than its container states (AudioError unless
+    ``limits.score_truncated``), else ""."""
+    if stated_s - held_s <= TRUNCATION_SLACK_S or held_s >= stated_s * limits.truncated_ratio:
+        return ""
+    problem = f"truncated: header says {stated_s:.1f} s, file holds {held_s:.1f} s"
+    if not limits.score_truncated:
+        raise AudioError(problem)
+    return problem
 
 
 def _reason(exc: Exception) -> str:
@@ -182,7 +193,7 @@ def load_audio(path: Path, agent_channel: str = "left", limits: AudioLimits = Au
     if agent_channel not in ("left", "right"):
         raise ValueError(f"agent_channel must be left or right, not {agent_channel!r}")
     info = probe(path)
-    check_limits(path, info, limits)
+    stated_s = check_limits(info, *_head(path), limits)
     stereo = info.channels >= 2
     try:
         decoded = decode(path, 2 if stereo else 1, info.duration_s, limits.max_duration_s)
@@ -192,9 +203,7 @@ def load_audio(path: Path, agent_channel: str = "left", limits: AudioLimits = Au
         raise AudioError(f"decoding failed ({_reason(exc)})") from exc
     if decoded.shape[1] == 0:
         raise AudioError("no audio samples after decoding (empty or truncated file)")
-    truncated = truncation(info.duration_s, decoded.shape[1] / SAMPLE_RATE, limits)
-    if truncated and not limits.score_truncated:
-        raise AudioError(truncated)
+    truncated = truncation(stated_s, decoded.shape[1] / SAMPLE_RATE, limits)
     if truncated:
         log.warning("%s: %s; scored anyway (score_truncated)", path, truncated)
     if stereo:
