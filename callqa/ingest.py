@@ -118,12 +118,14 @@ def read_manifest(path: Path) -> dict[Path, dict[str, str]]:
         raise ManifestError(f"{path}: not a readable CSV manifest: {exc}") from None
     if replaced:
         log.warning("%s: %d manifest row(s) skipped, naming a file that a later row names again: %s", path,
-                    len(replaced), ", ".join(replaced[:_EXAMPLES]) + (", ..." if len(replaced) > _EXAMPLES else ""))
+                    len(replaced), _examples(replaced))
     return rows
 
 
-def _examples(paths: list[Path]) -> str:
-    return ", ".join(display_path(p) for p in paths[:_EXAMPLES]) + (", ..." if len(paths) > _EXAMPLES else "")
+def _examples(items: list) -> str:
+    """The first few of ``items`` (paths or text) for a warning that counts them all."""
+    shown = [display_path(i) if isinstance(i, Path) else i for i in items[:_EXAMPLES]]
+    return ", ".join(shown) + (", ..." if len(items) > _EXAMPLES else "")
 
 
 def discover(paths: Iterable[Path], manifest: dict[Path, dict[str, str]] | None = None) -> list[Candidate]:
