@@ -74,7 +74,7 @@ def load_config(path: Path | None) -> Config:
     except UnreadableFile as exc:
         raise ConfigError([f"{path}:1: (config): {exc}"]) from None
     except YamlError as exc:
-        raise ConfigError([f"{path}:{exc.line}: (yaml syntax): {exc.problem}"]) from None
+        raise ConfigError([f"{path}:{exc.line}: ({exc.kind}): {exc.problem}"]) from None
     data = {} if document.data is None else document.data
     if not isinstance(data, dict):
         raise ConfigError([f"{path}:1: (config): expected a mapping of option names to values, "

@@ -92,7 +92,7 @@ def parse_rubric(text: str, source: str = "<rubric>") -> Rubric:
     try:
         document = parse_yaml(text)
     except YamlError as exc:
-        raise RubricError([f"{source}:{exc.line}: (yaml syntax): {exc.problem}"]) from None
+        raise RubricError([f"{source}:{exc.line}: ({exc.kind}): {exc.problem}"]) from None
     data = document.data
     if not isinstance(data, dict):
         found = "empty" if data is None else f"a {type(data).__name__}"

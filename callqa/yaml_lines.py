@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import yaml
-from yaml.composer import ComposerError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_DEPTH = 64
@@ -27,11 +26,12 @@ Loc = tuple  # a location inside the document: ("sections", 0, "criteria", 2, "w
 
 
 class YamlError(ValueError):
-    """The text is not a YAML document within the limits; ``line`` is 1-based, ``problem`` one line."""
+    """The text is not a YAML document within the limits; ``line`` is 1-based, ``problem`` one line, ``kind``
+    what failed: ``yaml syntax``, ``yaml limits`` or ``yaml value``."""
 
-    def __init__(self, line: int, problem: str):
-        self.line, self.problem = line, problem
-        super().__init__(f"line {line}: {problem}")
+    def __init__(self, line: int, problem: str, kind: str = "yaml syntax"):
+        self.line, self.problem, self.kind = line, problem, kind
+        super().__init__(f"line {line}: ({kind}) {problem}")
 
 
 class YamlDocument(NamedTuple):
@@ -64,8 +64,8 @@ class _LimitedLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
-                                    self.peek_event().start_mark)
+                raise YamlError(self.peek_event().start_mark.line + 1, f"nested deeper than {MAX_DEPTH} levels",
+                                "yaml limits")
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -91,7 +91,8 @@ def _check_expansion(root: Node) -> None:
     def measure(node: Node, depth: int) -> tuple[int, int]:
         key = id(node)
         if key in on_path:
-            raise YamlError(_line(node), "an alias is used inside the node it names (a recursive document)")
+            raise YamlError(_line(node), "an alias is used inside the node it names (a recursive document)",
+                            "yaml limits")
         if key not in measured:
             on_path.add(key)
             size, height = 1, 1
@@ -100,11 +101,12 @@ def _check_expansion(root: Node) -> None:
                 size, height = size + child_size, max(height, child_height + 1)
                 if size > MAX_NODES:
                     raise YamlError(_line(node), f"the document expands to more than {MAX_NODES} values "
-                                                 "(aliases counted at every use)")
+                                                 "(aliases counted at every use)", "yaml limits")
             on_path.discard(key)
             measured[key] = (size, height)
         if depth + measured[key][1] > MAX_DEPTH:
-            raise YamlError(_line(node), f"nested deeper than {MAX_DEPTH} levels once aliases are expanded")
+            raise YamlError(_line(node), f"nested deeper than {MAX_DEPTH} levels once aliases are expanded",
+                            "yaml limits")
         return measured[key]
 
     measure(root, 0)
@@ -155,7 +157,7 @@ def parse_yaml(text: str) -> YamlDocument:
     except Exception as exc:
         # The constructor's own conversions: a date 2024-02-30 (ValueError), an integer of 5000 digits, and
         # `!!timestamp ''`, on which PyYAML 6 raises AttributeError.
-        raise YamlError(1, f"a value cannot be read: {' '.join(str(exc).split())[:200]}") from None
+        raise YamlError(1, f"a value cannot be read: {' '.join(str(exc).split())[:200]}", "yaml value") from None
     finally:
         if loader is not None:
             loader.dispose()
