@@ -20,13 +20,13 @@ import yaml
 from pydantic import BaseModel, Discriminator, Field, PrivateAttr, Tag, field_validator
 
 from .metrics import METRICS
-from .rubric_terms import Condition, Match, NaIf, Problems, Window, _get, _Ruled, _Strict
+from .rubric_terms import Condition, Id, Match, NaIf, Problems, Window, _get, _Ruled, _Strict
 from .views import RESERVED_SECTION_IDS, section_column
 from .yaml_lines import format_path
 
 
 class _CriterionBase(_Ruled):
-    id: str = Field(min_length=1)
+    id: Id
     name: str | None = None
     description: str | None = None
     weight: float = Field(1.0, gt=0)
@@ -109,7 +109,7 @@ Criterion = Annotated[Union[Annotated[PhraseCriterion, Tag(PHRASE)], Annotated[M
 
 
 class Section(_Strict):
-    id: str = Field(min_length=1)
+    id: Id
     name: str | None = None
     weight: float = Field(1.0, gt=0)
     criteria: tuple[Criterion, ...] = Field(min_length=1)
@@ -186,7 +186,7 @@ _VERSION_SUFFIX = re.compile(r"@\d+$")
 
 
 class Rubric(_Ruled):
-    id: str = Field(min_length=1)
+    id: Id
     name: str | None = None
     description: str | None = None
     version: int = Field(1, ge=1)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min)\s*$")
@@ -70,6 +71,16 @@ def _located(title: str, problems: Problems, errors: list | None = None) -> Vali
     """One ValidationError of ``errors`` (pydantic's, as ``errors()`` lists them) and the rules' ``problems``."""
     details: list[Any] = [_rule_error(e["loc"], e["msg"]) if e["type"] == RULE_ERROR else e for e in errors or []]
     return ValidationError.from_exception_data(title, details + [_rule_error(*p) for p in problems])
+
+
+def _printable(value: str) -> str:
+    control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if control is not None:  # a NUL breaks the views' SQL; an escape sequence would reach the terminal
+        raise ValueError(f"{value!r}: an id cannot hold control characters such as {control!r}")
+    return value
+
+
+Id = Annotated[str, Field(min_length=1), AfterValidator(_printable)]  # of a rubric, section or criterion
 
 
 class _Ruled(_Strict):

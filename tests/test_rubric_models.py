@@ -79,3 +79,12 @@ def test_braces_in_ids_are_kept_in_messages():
     found = problems(doc({**GREETING, "before": "{message}"}))
     assert ("sections", 0, "criteria", 0, "before") in [loc for loc, _ in found]
     assert any("'{message}'" in msg for _, msg in found)
+
+
+@pytest.mark.parametrize("where", ["rubric", "section", "criterion"])
+def test_ids_cannot_hold_control_characters(where):
+    """A NUL in a section id broke the views' SQL; an escape sequence in any id would reach the terminal."""
+    ids = {"rubric": "t", "section": "s", "criterion": "greeting"}
+    ids[where] += "\x00\x1b[2J"
+    data = {"id": ids["rubric"], "sections": [{"id": ids["section"], "criteria": [{**GREETING, "id": ids["criterion"]}]}]}
+    assert any("cannot hold control characters such as '\\x00'" in msg for _, msg in problems(data))
