@@ -9,12 +9,12 @@ import os
 from datetime import datetime
 
 import pytest
-from db_helpers import CallSpec, build_db, rubric_row
 from typer.testing import CliRunner
 
 from callqa.cli import app
 from callqa.errors import UsageError
 from callqa.ingest import DEFAULT_NAME_PATTERN, compile_name_pattern, discover, read_manifest, resolve_metadata
+from db_helpers import CallSpec, build_db, rubric_row
 
 runner = CliRunner()
 
