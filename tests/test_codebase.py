@@ -8,9 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "callqa"
 MAX_LINES = 400
 # Over the limit for now, each with the change that brings it under; an entry must go once that change lands.
-TOO_LONG_FOR_NOW = {
-    "rubric.py": "the rubric rules move onto the pydantic models (issue 12, branch inputs)",
-}
+TOO_LONG_FOR_NOW: dict[str, str] = {}
 # Import cycles (lazy imports in functions count too), each with the change that breaks it.
 CYCLES_FOR_NOW = {
     frozenset({"callqa.export", "callqa.report"}): "export and report split apart (issue 12, branch exports)",
