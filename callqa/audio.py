@@ -1,11 +1,15 @@
-"""Decode a recording with PyAV (faster-whisper's decoder) to 16 kHz float32, one array per speaker.
+"""Decode a recording with PyAV (faster-whisper's decoder) to 16 kHz float32, one array per speaker channel.
 
-Stereo recordings carry one speaker per channel. A silent channel, or two identical channels (dual mono), is
-handled as mono, and the fallback is said in ``DecodedAudio.note``.
+Stereo recordings carry one speaker per channel, labelled ``left`` and ``right``; which one is the agent is
+decided later, from what is said (``callqa.roles``). A silent channel, or two identical channels (dual mono), is
+handled as mono, and the fallback is said in ``DecodedAudio.note``. A file with more than two channels is decoded
+channel by channel (never through FFmpeg's downmix, which would merge or drop a speaker) and needs the two
+speaker channels named (``DecodeOptions.channels``).
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 from pathlib import Path
@@ -15,6 +19,7 @@ import av
 import numpy as np
 
 from .errors import AudioError
+from .executor import CHANNEL_LABELS, MONO_LABEL, DecodeOptions
 from .records import DecodedAudio, SpeakerMode
 
 log = logging.getLogger("callqa")
@@ -33,10 +38,18 @@ class _Probe(NamedTuple):
     duration_s: float  # from the container; 0 when it does not say
 
 
-def probe(path: Path) -> _Probe:
+Source = Path | bytes  # a file, or its bytes (sent to a remote worker)
+
+
+def _media(source: Source):
+    """What av.open reads: a path name, or a fresh in-memory file for bytes."""
+    return io.BytesIO(source) if isinstance(source, bytes) else str(source)
+
+
+def probe(path: Source) -> _Probe:
     """What the first audio stream is; raises AudioError if there is none."""
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with av.open(_media(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioError("no audio stream in the file")
             stream = container.streams.audio[0]
@@ -64,16 +77,17 @@ def _frames(container, stream):
             continue
 
 
-def decode(path: Path, n_channels: int, expected_s: float) -> np.ndarray:
+def decode(path: Source, n_channels: int, expected_s: float) -> np.ndarray:
     """(channels, samples) float32 at 16 kHz, streamed into one preallocated buffer.
 
     A 2-hour stereo call needs about 0.9 GB here; collecting frames and concatenating would need several times that.
+    More than two channels keep the source's layout: each comes out as it is, none mixed into another.
     """
-    layout = "stereo" if n_channels == 2 else "mono"
+    layout = {1: "mono", 2: "stereo"}.get(n_channels)  # None: the input's own layout
     resampler = av.AudioResampler(format="s16", layout=layout, rate=SAMPLE_RATE)
     out = np.empty((n_channels, int(expected_s * SAMPLE_RATE) + SAMPLE_RATE), np.float32)
     pos = 0
-    with av.open(str(path), metadata_errors="ignore") as container:
+    with av.open(_media(path), metadata_errors="ignore") as container:
         stream = container.streams.audio[0]
         for frame in itertools.chain(_frames(container, stream), [None]):
             for resampled in resampler.resample(frame):
@@ -98,37 +112,52 @@ def _identical(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.isfinite(corr) and corr >= DUAL_MONO_CORRELATION)
 
 
-def split_speakers(left: np.ndarray, right: np.ndarray,
-                   agent_channel: str) -> tuple[tuple, tuple, SpeakerMode, str]:
-    """Assign the two channels to agent and customer, or fall back to mono with the reason."""
-    silent = [name for name, ch in (("left", left), ("right", right)) if _rms(ch) <= SILENT_RMS]
+def split_speakers(left: np.ndarray, right: np.ndarray) -> tuple[tuple, tuple, SpeakerMode, str]:
+    """The two speaker channels, labelled left and right, or a fall back to mono with the reason."""
+    silent = [name for name, ch in zip(CHANNEL_LABELS, (left, right)) if _rms(ch) <= SILENT_RMS]
     if len(silent) == 1:
         other = right if silent[0] == "left" else left
-        return (other,), ("unknown",), "mono_fallback_silent", f"{silent[0]} channel is silent; handled as mono"
+        return (other,), (MONO_LABEL,), "mono_fallback_silent", f"{silent[0]} channel is silent; handled as mono"
     if not silent and _identical(left, right):
-        return (left,), ("unknown",), "mono_fallback_dual", "both channels carry the same audio; handled as mono"
-    agent, customer = (left, right) if agent_channel == "left" else (right, left)
-    return (agent, customer), ("agent", "customer"), "stereo", ""
+        return (left,), (MONO_LABEL,), "mono_fallback_dual", "both channels carry the same audio; handled as mono"
+    return (left, right), CHANNEL_LABELS, "stereo", ""
 
 
-def load_audio(path: Path, agent_channel: str = "left") -> DecodedAudio:
-    """Decode ``path``; raises AudioError with a one-line reason for anything that is not usable audio."""
-    if agent_channel not in ("left", "right"):
-        raise ValueError(f"agent_channel must be left or right, not {agent_channel!r}")
+def speaker_channels(n_channels: int, options: DecodeOptions) -> tuple[int, int] | None:
+    """The two source channels holding the speakers, None for mono; AudioError when that is not clear."""
+    if n_channels <= 1:
+        return None
+    picked = options.channels
+    if picked is None:
+        if n_channels == 2:
+            return (0, 1)
+        raise AudioError(f"{n_channels} audio channels: name the two that carry the speakers "
+                         "(--channels 0,1 or a manifest/sidecar column 'channels'); none is dropped or mixed")
+    if len(set(picked)) != 2 or any(not 0 <= c < n_channels for c in picked):
+        raise AudioError(f"channels {','.join(map(str, picked))} do not name two different channels of this "
+                         f"{n_channels}-channel file (0 to {n_channels - 1})")
+    return picked
+
+
+def load_audio(path: Source, options: DecodeOptions = DecodeOptions()) -> DecodedAudio:
+    """Decode a file (or its bytes); raises AudioError with a one-line reason for anything not usable audio."""
     info = probe(path)
-    stereo = info.channels >= 2
+    picked = speaker_channels(info.channels, options)
     try:
-        decoded = decode(path, 2 if stereo else 1, info.duration_s)
+        decoded = decode(path, max(info.channels, 1) if picked else 1, info.duration_s)
     except Exception as exc:
         raise AudioError(f"decoding failed ({_reason(exc)})") from exc
     if decoded.shape[1] == 0:
         raise AudioError("no audio samples after decoding (empty or truncated file)")
-    if stereo:
-        channels, speakers, mode, note = split_speakers(decoded[0], decoded[1], agent_channel)
+    if picked:
+        if decoded.shape[0] > 2:  # copies of the two rows: the other channels' buffer goes now
+            decoded = decoded[list(picked)]
+            picked = (0, 1)
+        channels, speakers, mode, note = split_speakers(decoded[picked[0]], decoded[picked[1]])
         if note:
-            log.info("%s: %s", path, note)
+            log.info("%s: %s", path if not isinstance(path, bytes) else "audio", note)
     else:
-        channels, speakers, mode, note = (decoded[0],), ("unknown",), "mono", ""
+        channels, speakers, mode, note = (decoded[0],), (MONO_LABEL,), "mono", ""
     return DecodedAudio(
         channels=channels,
         speakers=speakers,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, get_args
+from typing import Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import UsageError
 from .ingest import DEFAULT_NAME_PATTERN
 from .pipeline import ScoreOptions
-from .records import StereoChannel
+from .records import AgentChannel
+from .roles import parse_agent_channel, parse_channels
 from .transcribe import BUNDLED_MODEL, AsrSettings
 
 
@@ -22,7 +23,8 @@ class Config(BaseModel):
     rubrics: list[Path] = Field(default_factory=list)
     manifest: Optional[Path] = None
     name_pattern: str = DEFAULT_NAME_PATTERN
-    agent_channel: StereoChannel = "left"
+    agent_channel: AgentChannel = "auto"
+    channels: Optional[Union[str, list[int]]] = Field(None, description="Speaker channels of files with more, e.g. 0,2.")
     model: str = BUNDLED_MODEL
     compute_type: str = AsrSettings().compute_type
     beam_size: int = Field(AsrSettings().beam_size, ge=1)
@@ -38,14 +40,17 @@ class Config(BaseModel):
         merged.update({k: v for k, v in cli.items() if v is not None})
         if rubrics:
             merged["rubrics"] = list(rubrics)
-        if merged["agent_channel"] not in get_args(StereoChannel):
-            raise UsageError(f"--agent-channel must be left or right, not {merged['agent_channel']!r}")
+        try:
+            agent_channel = parse_agent_channel(merged["agent_channel"], "--agent-channel")
+            channels = parse_channels(merged["channels"], "--channels")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
         asr = AsrSettings(model=merged["model"], compute_type=merged["compute_type"], beam_size=merged["beam_size"],
                           batch_size=merged["batch_size"], cpu_threads=merged["threads"],
                           workers=merged["workers"])
         return ScoreOptions(
             db=merged["db"], rubrics=tuple(merged["rubrics"]), manifest=merged["manifest"],
-            name_pattern=merged["name_pattern"], agent_channel=merged["agent_channel"], asr=asr,
+            name_pattern=merged["name_pattern"], agent_channel=agent_channel, channels=channels, asr=asr,
             redact=merged["redact"] and not no_redact, allow_list=tuple(merged["allow_list"]),
         )
 
