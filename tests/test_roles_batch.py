@@ -52,7 +52,7 @@ def test_bad_channels_option_is_a_usage_error(tmp_path):
     result = runner.invoke(app, ["score", str(STEREO), "--db", str(tmp_path / "q.duckdb"), "--channels", "0"])
     assert result.exit_code == 2 and "--channels '0': expected two different channel numbers" in result.output
     result = runner.invoke(app, ["score", str(STEREO), "--db", str(tmp_path / "q.duckdb"), "--agent-channel", "up"])
-    assert result.exit_code == 2 and "--agent-channel 'up': expected auto, left or right" in result.output
+    assert result.exit_code == 2 and "--agent-channel" in result.output  # typer lists the choices
 
 
 def test_any_exception_in_one_calls_decode_or_asr_fails_that_call_only(tmp_path, monkeypatch):
