@@ -199,12 +199,29 @@ def run_callqa(folder: Path, work: Path, extra: list[str]) -> dict:
                            "JOIN calls c USING (call_id) ORDER BY c.source_path, u.start_s").fetchall()
     finally:
         con.close()
+    roles = role_stage_seconds(db)
     hyps: dict[str, dict[str, list[str]]] = {}
     for source, speaker, _, text in rows:
         per = hyps.setdefault(Path(source).stem, {})
         per.setdefault(speaker if speaker in ("agent", "customer") else "all", []).append(text)
-    return dict(wall=wall, rss=rss, asr=asr, failed=failed,
+    return dict(wall=wall, rss=rss, asr=asr, failed=failed, roles=roles,
                 hyps={stem: {k: " ".join(v) for k, v in per.items()} for stem, per in hyps.items()})
+
+
+def role_stage_seconds(db: Path) -> float:
+    """The role stage's work for every stereo call of the run: ``roles.decide`` on the stored utterances of each
+    channel, timed in this process (the batch does the same on the same words, unredacted, once per call)."""
+    from callqa.reattribute import channels_of, stored_utterances
+    from callqa.roles import decide
+    from callqa.store import Store
+
+    with Store(db, read_only=True) as store:
+        calls = store.con.execute("SELECT call_id, agent_channel FROM calls WHERE agent_channel IS NOT NULL").fetchall()
+        channels = [channels_of(stored_utterances(store, call_id), side) for call_id, side in calls]
+    started = time.perf_counter()
+    for pair in channels:
+        decide(pair)
+    return time.perf_counter() - started
 
 
 # ---- WER -----------------------------------------------------------------------------------------------------
@@ -274,6 +291,9 @@ def table(runs: list[dict], extra: list[str]) -> str:
     rows.append(("ASR busy time", f"{b['asr']:.1f} s" if b else "-", f"{c['asr']:.1f} s", ""))
     rows.append(("time outside ASR", f"{1 - b['asr'] / b['wall']:.1%}" if b else "-", f"{outside:.1%}",
                  f"target <= 5 %: {verdict(outside <= 0.05)}"))
+    share = c["roles"] / c["wall"]
+    rows.append(("role stage", "-", f"{c['roles'] * 1000:.0f} ms = {share:.2%} of wall", f"target <= 1 %: "
+                 f"{verdict(share <= 0.01)}"))
     rows.append(("peak RSS", f"{b['rss'] / gib:.2f} GB" if b else "-", f"{c['rss'] / gib:.2f} GB",
                  f"target <= 1.5 GB: {verdict(c['rss'] <= 1.5 * gib)}"))
     if b:

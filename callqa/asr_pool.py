@@ -1,9 +1,10 @@
-"""Where the ASR runs: a thread of this process, or worker processes with one model each.
+"""The local executor: decoding on a thread, the ASR on a thread of this process or in worker processes.
 
 On a machine with few cores, N single-threaded CTranslate2 processes decoding different calls beat one process
 with N threads (measured on 2 cores, bundled tiny.en: 32.7x real time against 18.9x; the threads of one small
 model spend much of their time waiting for each other). One channel's audio goes to a worker and its utterances
-come back: the analysis and every database write stay in the calling process, one transaction per call.
+come back: the role decision, the analysis and every database write stay in the calling process, one
+transaction per call.
 """
 
 from __future__ import annotations
@@ -16,20 +17,17 @@ import signal
 import threading
 import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import threadpoolctl
 
+from .audio import load_audio
 from .errors import CallQAError
-from .records import DecodedAudio, Speaker, Utterance
-from .transcribe import AsrSettings, Transcriber, merge_timeline, resolve_model
-
-
-class AsrResult(NamedTuple):
-    utterances: tuple[Utterance, ...]
-    # When each channel's ASR ran, as time.monotonic() values (comparable across processes on one machine).
-    intervals: tuple[tuple[float, float], ...]
+from .executor import AudioFacts, AudioJob, CallAsr, ChannelText
+from .records import DecodedAudio, Utterance
+from .transcribe import AsrSettings, Transcriber, resolve_model
 
 
 class _ChannelResult(NamedTuple):
@@ -38,14 +36,11 @@ class _ChannelResult(NamedTuple):
     finished: float
 
 
-class CallJob(NamedTuple):
-    """The channels of one call, transcribed as separate tasks; ``result()`` waits for all of them."""
+class _Started(NamedTuple):
+    """A decoded call whose channels are being transcribed."""
 
-    parts: tuple[Future, ...]
-
-    def result(self) -> AsrResult:
-        done = [part.result() for part in self.parts]
-        return AsrResult(merge_timeline(d.utterances for d in done), tuple((d.started, d.finished) for d in done))
+    facts: AudioFacts
+    parts: tuple[tuple[str, Future], ...]  # (channel label, its transcription)
 
 
 def worker_count(settings: AsrSettings) -> int:
@@ -57,36 +52,56 @@ def thread_count(settings: AsrSettings) -> int:
     return settings.cpu_threads or max(1, (os.cpu_count() or 1) // worker_count(settings))
 
 
-class AsrRunner:
-    """Submits DecodedAudio for transcription; its CallJob resolves to an AsrResult or raises TranscriptionError."""
+def facts_of(audio: DecodedAudio) -> AudioFacts:
+    return AudioFacts(audio.duration_s, audio.source_channels, audio.sample_rate, audio.codec, audio.speaker_mode,
+                      audio.note)
+
+
+class LocalExecutor:
+    """The executor on this machine (see callqa.executor): decoding on one thread of this process, in order,
+    while the ASR of earlier calls runs; each channel's ASR in a worker process with its own model."""
 
     def __init__(self, settings: AsrSettings):
         settings = settings._replace(cpu_threads=thread_count(settings))
-        self.workers = worker_count(settings)
+        self.workers = self.capacity = worker_count(settings)
         self.model_label = resolve_model(settings.model)[1]
         self.executor: Executor
+        self.transcriber: Transcriber | None = None  # in this process: one worker, on a thread
         if self.workers == 1:
-            self.transcriber: Transcriber | None = Transcriber(settings)
+            self.transcriber = Transcriber(settings)
             self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqa-asr")
             self._ready: list[Future] = []
         else:
-            self.transcriber = None
             self.executor = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_init_worker,
                                                 initargs=(settings, os.getpid()))
             # Submitting forks the workers now, before the caller opens the DB (DuckDB starts threads), and each
             # loads its model while the caller decodes the first calls.
             self._ready = [self.executor.submit(_worker_ready) for _ in range(self.workers)]
+        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqa-decode")
 
-    def submit(self, audio: DecodedAudio) -> CallJob:
-        """Start the ASR of every channel of a call. A channel is a task of its own: two halves of the last
-        call keep two cores busy where one whole call would leave one idle (1-2 s at the end of a batch).
-        Raises ModelError if the workers could not load the model (the first submission waits for them)."""
+    def submit(self, job: AudioJob) -> Future:
+        """Queue the decoding of a call; once decoded, every channel's ASR starts. A channel is a task of its own:
+        two halves of the last call keep two cores busy where one whole call would leave one idle (1-2 s at the
+        end of a batch). Raises ModelError if the workers could not load the model (the first submission waits
+        for them)."""
         for ready in self._ready:
             ready.result()
-        return CallJob(tuple(self.executor.submit(_transcribe_channel, self.transcriber, channel, speaker)
-                             for channel, speaker in zip(audio.channels, audio.speakers)))
+        return self._decoder.submit(self._decode_and_start, job)
+
+    def _decode_and_start(self, job: AudioJob) -> _Started:
+        audio = load_audio(Path(job.path) if job.path is not None else job.data or b"", job.options)
+        return _Started(facts_of(audio), tuple(
+            (label, self.executor.submit(_transcribe_channel, self.transcriber, channel, label))
+            for channel, label in zip(audio.channels, audio.speakers)))
+
+    def result(self, handle: Future) -> CallAsr:
+        started: _Started = handle.result()
+        done = [(label, part.result()) for label, part in started.parts]
+        return CallAsr(started.facts, tuple(ChannelText(label, tuple(d.utterances)) for label, d in done),
+                       tuple((d.started, d.finished) for _, d in done))
 
     def close(self) -> None:
+        self._decoder.shutdown(wait=True, cancel_futures=True)
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -149,13 +164,13 @@ def _worker_ready() -> None:
         raise _worker_error
 
 
-def _transcribe_channel(transcriber: Transcriber | None, channel: np.ndarray, speaker: Speaker) -> _ChannelResult:
+def _transcribe_channel(transcriber: Transcriber | None, channel: np.ndarray, speaker: str) -> _ChannelResult:
     """In a worker process, ``transcriber`` is None: the worker's own model runs."""
     transcriber = transcriber or _worker
     if transcriber is None:
         raise _worker_error or RuntimeError("ASR worker without a model")
     started = time.monotonic()
-    utterances = transcriber.transcribe_channel(channel, speaker)
+    utterances = transcriber.transcribe_channel(channel, speaker)  # type: ignore[arg-type]  # a channel label until roles
     return _ChannelResult(utterances, started, time.monotonic())
 
 

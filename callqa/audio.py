@@ -1,7 +1,10 @@
-"""Decode a recording with PyAV (faster-whisper's decoder) to 16 kHz float32, one array per speaker.
+"""Decode a recording with PyAV (faster-whisper's decoder) to 16 kHz float32, one array per speaker channel.
 
-Stereo recordings carry one speaker per channel. A silent channel, or two identical channels (dual mono), is
-handled as mono, and the fallback is said in ``DecodedAudio.note``.
+Stereo recordings carry one speaker per channel, labelled ``left`` and ``right``; which one is the agent is
+decided later, from what is said (``callqa.roles``). A silent channel, or two identical channels (dual mono), is
+handled as mono, and the fallback is said in ``DecodedAudio.note``. A file with more than two channels is decoded
+channel by channel (never through FFmpeg's downmix, which would merge or drop a speaker) and needs the two
+speaker channels named (``DecodeOptions.channels``).
 
 Before anything is decoded, the file's size and the container's sample rate and stated duration are checked
 against ``AudioLimits``: a WAV header claiming 1 Hz would otherwise decode (resampled to 16 kHz) into gigabytes.
@@ -12,6 +15,7 @@ less than its container states (a copy cut short) is refused as truncated, or sc
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import os
@@ -23,6 +27,7 @@ import av
 import numpy as np
 
 from .errors import AudioError
+from .executor import CHANNEL_LABELS, MONO_LABEL, AudioLimits, DecodeOptions
 from .records import DecodedAudio, SpeakerMode
 
 log = logging.getLogger("callqa")
@@ -32,17 +37,6 @@ SILENT_RMS = 10 ** (-55 / 20)  # -55 dBFS: line noise at most, nobody talking
 DUAL_MONO_CORRELATION = 0.995
 DUAL_MONO_STRIDE = 7
 DUAL_MONO_SAMPLES = 1 << 20
-
-
-class AudioLimits(NamedTuple):
-    """What a recording may be, checked before decoding (the config file's keys of the same names)."""
-
-    max_duration_s: float = 3 * 3600.0
-    min_sample_rate: int = 4000
-    max_sample_rate: int = 192_000
-    max_file_mb: float = 4096.0
-    truncated_ratio: float = 0.9  # holding less than this share of the stated duration is truncated
-    score_truncated: bool = False  # score a truncated recording anyway, with a note
 
 
 TRUNCATION_SLACK_S = 1.0  # encoder padding and damaged frames: a shortfall under this is never truncation
@@ -55,10 +49,18 @@ class _Probe(NamedTuple):
     duration_s: float  # from the container; 0 when it does not say
 
 
-def probe(path: Path) -> _Probe:
+Source = Path | bytes  # a file, or its bytes (sent to a remote worker)
+
+
+def _media(source: Source):
+    """What av.open reads: a path name, or a fresh in-memory file for bytes."""
+    return io.BytesIO(source) if isinstance(source, bytes) else str(source)
+
+
+def probe(path: Source) -> _Probe:
     """What the first audio stream is; raises AudioError if there is none."""
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with av.open(_media(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioError("no audio stream in the file")
             stream = container.streams.audio[0]
@@ -72,8 +74,10 @@ def probe(path: Path) -> _Probe:
         raise AudioError(f"not a decodable audio file ({_reason(exc)})") from exc
 
 
-def _head(path: Path) -> tuple[int, bytes]:
+def _head(path: Source) -> tuple[int, bytes]:
     """The file's size and its first 64 KiB, where the headers are."""
+    if isinstance(path, bytes):
+        return len(path), path[:1 << 16]
     with path.open("rb") as fh:
         return os.fstat(fh.fileno()).st_size, fh.read(1 << 16)
 
@@ -136,18 +140,19 @@ def _frames(container, stream):
             continue
 
 
-def decode(path: Path, n_channels: int, expected_s: float,
+def decode(path: Source, n_channels: int, expected_s: float,
            max_s: float = AudioLimits().max_duration_s) -> np.ndarray:
     """(channels, samples) float32 at 16 kHz, streamed into one preallocated buffer; AudioError past ``max_s``.
 
     A 2-hour stereo call needs about 0.9 GB here; collecting frames and concatenating would need several times that.
+    More than two channels keep the source's layout: each comes out as it is, none mixed into another.
     """
-    layout = "stereo" if n_channels == 2 else "mono"
+    layout = {1: "mono", 2: "stereo"}.get(n_channels)  # None: the input's own layout
     resampler = av.AudioResampler(format="s16", layout=layout, rate=SAMPLE_RATE)
     limit = int(max_s * SAMPLE_RATE) + SAMPLE_RATE
     out = np.empty((n_channels, min(int(expected_s * SAMPLE_RATE) + SAMPLE_RATE, limit)), np.float32)
     pos = 0
-    with av.open(str(path), metadata_errors="ignore") as container:
+    with av.open(_media(path), metadata_errors="ignore") as container:
         stream = container.streams.audio[0]
         for frame in itertools.chain(_frames(container, stream), [None]):
             for resampled in resampler.resample(frame):
@@ -175,28 +180,41 @@ def _identical(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.isfinite(corr) and corr >= DUAL_MONO_CORRELATION)
 
 
-def split_speakers(left: np.ndarray, right: np.ndarray,
-                   agent_channel: str) -> tuple[tuple, tuple, SpeakerMode, str]:
-    """Assign the two channels to agent and customer, or fall back to mono with the reason."""
-    silent = [name for name, ch in (("left", left), ("right", right)) if _rms(ch) <= SILENT_RMS]
+def split_speakers(left: np.ndarray, right: np.ndarray) -> tuple[tuple, tuple, SpeakerMode, str]:
+    """The two speaker channels, labelled left and right, or a fall back to mono with the reason."""
+    silent = [name for name, ch in zip(CHANNEL_LABELS, (left, right)) if _rms(ch) <= SILENT_RMS]
     if len(silent) == 1:
         other = right if silent[0] == "left" else left
-        return (other,), ("unknown",), "mono_fallback_silent", f"{silent[0]} channel is silent; handled as mono"
+        return (other,), (MONO_LABEL,), "mono_fallback_silent", f"{silent[0]} channel is silent; handled as mono"
     if not silent and _identical(left, right):
-        return (left,), ("unknown",), "mono_fallback_dual", "both channels carry the same audio; handled as mono"
-    agent, customer = (left, right) if agent_channel == "left" else (right, left)
-    return (agent, customer), ("agent", "customer"), "stereo", ""
+        return (left,), (MONO_LABEL,), "mono_fallback_dual", "both channels carry the same audio; handled as mono"
+    return (left, right), CHANNEL_LABELS, "stereo", ""
 
 
-def load_audio(path: Path, agent_channel: str = "left", limits: AudioLimits = AudioLimits()) -> DecodedAudio:
-    """Decode ``path``; raises AudioError with a one-line reason for anything that is not usable audio."""
-    if agent_channel not in ("left", "right"):
-        raise ValueError(f"agent_channel must be left or right, not {agent_channel!r}")
+def speaker_channels(n_channels: int, options: DecodeOptions) -> tuple[int, int] | None:
+    """The two source channels holding the speakers, None for mono; AudioError when that is not clear."""
+    if n_channels <= 1:
+        return None
+    picked = options.channels
+    if picked is None:
+        if n_channels == 2:
+            return (0, 1)
+        raise AudioError(f"{n_channels} audio channels: name the two that carry the speakers "
+                         "(--channels 0,1 or a manifest/sidecar column 'channels'); none is dropped or mixed")
+    if len(set(picked)) != 2 or any(not 0 <= c < n_channels for c in picked):
+        raise AudioError(f"channels {','.join(map(str, picked))} do not name two different channels of this "
+                         f"{n_channels}-channel file (0 to {n_channels - 1})")
+    return picked
+
+
+def load_audio(path: Source, options: DecodeOptions = DecodeOptions()) -> DecodedAudio:
+    """Decode a file (or its bytes); raises AudioError with a one-line reason for anything not usable audio."""
+    limits = options.limits
     info = probe(path)
     stated_s = check_limits(info, *_head(path), limits)
-    stereo = info.channels >= 2
+    picked = speaker_channels(info.channels, options)
     try:
-        decoded = decode(path, 2 if stereo else 1, info.duration_s, limits.max_duration_s)
+        decoded = decode(path, max(info.channels, 1) if picked else 1, info.duration_s, limits.max_duration_s)
     except AudioError:
         raise
     except Exception as exc:
@@ -204,15 +222,19 @@ def load_audio(path: Path, agent_channel: str = "left", limits: AudioLimits = Au
     if decoded.shape[1] == 0:
         raise AudioError("no audio samples after decoding (empty or truncated file)")
     truncated = truncation(stated_s, decoded.shape[1] / SAMPLE_RATE, limits)
+    name = path if not isinstance(path, bytes) else "audio"
     if truncated:
-        log.warning("%s: %s; scored anyway (score_truncated)", path, truncated)
-    if stereo:
-        channels, speakers, mode, note = split_speakers(decoded[0], decoded[1], agent_channel)
+        log.warning("%s: %s; scored anyway (score_truncated)", name, truncated)
+    if picked:
+        if decoded.shape[0] > 2:  # copies of the two rows: the other channels' buffer goes now
+            decoded = decoded[list(picked)]
+            picked = (0, 1)
+        channels, speakers, mode, note = split_speakers(decoded[picked[0]], decoded[picked[1]])
         if note:
-            log.info("%s: %s", path, note)
+            log.info("%s: %s", name, note)
     else:
-        channels, speakers, mode, note = (decoded[0],), ("unknown",), "mono", ""
-    if truncated:  # until calls have review reasons of their own, the flag rides on the audio note
+        channels, speakers, mode, note = (decoded[0],), (MONO_LABEL,), "mono", ""
+    if truncated:
         note = "; ".join(filter(None, [truncated, note]))
     return DecodedAudio(
         channels=channels,

@@ -22,7 +22,7 @@ from . import __version__
 from .daterange import DateRange
 from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNEXPECTED, CallQAError, LocatedError, RubricError
 from .formats import CallFormat, FrameFormat, ScorecardFormat
-from .records import StereoChannel
+from .records import AgentChannel
 from .store import DEFAULT_DB, Store
 from .views import Period
 
@@ -120,9 +120,13 @@ def score(
         "--manifest", help="CSV: file, agent_id, started_at[, call_id, ...].")] = None,
     name_pattern: Annotated[Optional[str], typer.Option(
         "--name-pattern", help="File-name pattern for metadata (default: {agent_id}_{started_at}_{call_id}).")] = None,
-    agent_channel: Annotated[Optional[StereoChannel], typer.Option(
+    agent_channel: Annotated[Optional[AgentChannel], typer.Option(
         "--agent-channel",
-        help="Channel of the agent on stereo (default: left).")] = None,
+        help="Channel of the agent on stereo (default: auto, decided per call from what is said; a "
+        "manifest/sidecar agent_channel column wins).")] = None,
+    channels: Annotated[Optional[str], typer.Option(
+        "--channels", help="The two speaker channels (left,right) of files with more than two, e.g. 0,2 "
+        "(default: such files fail).")] = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", help="CTranslate2 model folder or faster-whisper name (default: the bundled tiny.en).")] = None,
     compute_type: Annotated[Optional[str], typer.Option(
@@ -155,7 +159,7 @@ def score(
         options = load_config(config).score_options(
             db=db, rubrics=rubric, manifest=manifest, name_pattern=name_pattern, agent_channel=agent_channel,
             model=model, compute_type=compute_type, beam_size=beam_size, batch_size=batch_size, threads=threads,
-            workers=workers,
+            workers=workers, channels=channels,
             no_redact=no_redact, score_truncated=score_truncated or None,
         )
         stop = threading.Event()

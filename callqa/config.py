@@ -6,7 +6,7 @@ Problems are reported like a rubric's, one ``FILE:LINE: key: message`` line each
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, get_args
+from typing import Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -15,7 +15,8 @@ from .errors import ConfigError, UsageError
 from .ingest import DEFAULT_NAME_PATTERN
 from .inputfiles import MAX_YAML_BYTES, UnreadableFile, read_text
 from .pipeline import ScoreOptions
-from .records import StereoChannel
+from .records import AgentChannel
+from .roles import parse_agent_channel, parse_channels
 from .transcribe import BUNDLED_MODEL, AsrSettings
 from .yaml_lines import YamlError, format_path, parse_yaml
 
@@ -29,7 +30,8 @@ class Config(BaseModel):
     rubrics: list[Path] = Field(default_factory=list)
     manifest: Optional[Path] = None
     name_pattern: str = DEFAULT_NAME_PATTERN
-    agent_channel: StereoChannel = "left"
+    agent_channel: AgentChannel = "auto"
+    channels: Optional[Union[str, list[int]]] = Field(None, description="Speaker channels of files with more, e.g. 0,2.")
     model: str = BUNDLED_MODEL
     compute_type: str = AsrSettings().compute_type
     beam_size: int = Field(AsrSettings().beam_size, ge=1)
@@ -52,14 +54,17 @@ class Config(BaseModel):
         merged.update({k: v for k, v in cli.items() if v is not None})
         if rubrics:
             merged["rubrics"] = list(rubrics)
-        if merged["agent_channel"] not in get_args(StereoChannel):
-            raise UsageError(f"--agent-channel must be left or right, not {merged['agent_channel']!r}")
+        try:
+            agent_channel = parse_agent_channel(merged["agent_channel"], "--agent-channel")
+            channels = parse_channels(merged["channels"], "--channels")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
         asr = AsrSettings(model=merged["model"], compute_type=merged["compute_type"], beam_size=merged["beam_size"],
                           batch_size=merged["batch_size"], cpu_threads=merged["threads"],
                           workers=merged["workers"])
         return ScoreOptions(
             db=merged["db"], rubrics=tuple(merged["rubrics"]), manifest=merged["manifest"],
-            name_pattern=merged["name_pattern"], agent_channel=merged["agent_channel"], asr=asr,
+            name_pattern=merged["name_pattern"], agent_channel=agent_channel, channels=channels, asr=asr,
             redact=merged["redact"] and not no_redact, allow_list=tuple(merged["allow_list"]),
             audio_limits=AudioLimits(**{key: merged[key] for key in AudioLimits._fields}),
         )

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Callable, NamedTuple
 
-from .records import MetricValue, Transcript, Utterance
+from .records import STEREO_MODES, MetricValue, Transcript, Utterance
 
 MIN_SILENCE_S = 2.0  # shorter gaps are turn-taking, not silence
 INTERRUPTION_TOLERANCE_S = 0.25  # an agent starting this close to the customer's end is taking the turn
@@ -48,7 +48,7 @@ _NONE = MetricValue(None, None, None)
 
 def _attributed(transcript: Transcript) -> bool:
     """Speaker metrics need every utterance attributed to the agent or the customer."""
-    return transcript.speaker_mode == "stereo" and all(
+    return transcript.speaker_mode in STEREO_MODES and all(
         u.speaker in ("agent", "customer") for u in transcript.utterances
     )
 

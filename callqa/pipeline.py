@@ -23,10 +23,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
-from . import __version__
-from .asr_pool import AsrRunner, CallJob, busy_seconds
-from .audio import AudioLimits, load_audio
-from .errors import AudioError, TranscriptionError
+from . import __version__, roles
+from .asr_pool import LocalExecutor, busy_seconds
+from .errors import ModelError
+from .executor import AudioJob, AudioLimits, CallAsr, DecodeOptions, Executor
 from .ingest import (
     DEFAULT_NAME_PATTERN,
     Candidate,
@@ -37,7 +37,7 @@ from .ingest import (
     resolve_metadata,
     sha256_file,
 )
-from .records import CallRecord, CallSource, DecodedAudio, StereoChannel, Transcript, Utterance
+from .records import AgentChannel, CallRecord, CallSource
 from .rubric import load_rubrics
 from .transcribe import AsrSettings
 
@@ -54,7 +54,8 @@ class ScoreOptions(NamedTuple):
     rubrics: tuple[Path, ...] = ()
     manifest: Path | None = None
     name_pattern: str = DEFAULT_NAME_PATTERN
-    agent_channel: StereoChannel = "left"
+    agent_channel: AgentChannel = "auto"  # auto | left | right; a manifest/sidecar agent_channel wins for its call
+    channels: tuple[int, int] | None = None  # the speaker channels of files with more than two
     asr: AsrSettings = AsrSettings()
     redact: bool = True
     allow_list: tuple[str, ...] = ()
@@ -100,14 +101,25 @@ class RunSummary(NamedTuple):
 class _Prepared(NamedTuple):
     candidate: Candidate
     source: CallSource | None
-    audio: DecodedAudio | None
+    job: AudioJob | None  # None: nothing to decode (unreadable, already stored, or a bad per-call setting)
+    agent_channel: str  # auto | left | right, for this call
     error: str | None
 
 
 class _Transcribed(NamedTuple):
     prepared: _Prepared
-    utterances: tuple[Utterance, ...] | None  # None: not transcribed ahead (no audio, or likely a duplicate)
-    error: str | None  # the TranscriptionError, if the ASR failed
+    asr: CallAsr | None  # None: not transcribed ahead (no audio, or likely a duplicate)
+    error: str | None  # why decoding, the ASR or the hand-off failed
+
+
+def failure(stage: str, exc: BaseException) -> str:
+    """One line for a call's stored error: the library's own reason, or the stage and the exception."""
+    from .errors import CallQAError
+
+    if isinstance(exc, CallQAError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{stage} failed ({type(exc).__name__}{': ' + text if text else ''})"
 
 
 def _stable_size(path: Path, settle_seconds: float) -> bool:
@@ -132,7 +144,7 @@ class BatchRun:
         self.rubrics = load_rubrics(options.rubrics)  # validated now; compiled with spaCy once the ASR runs
         # Forked while this process is light: pyarrow, DuckDB and spaCy start threads, and a worker inheriting
         # their malloc arenas spends 5-10 % of its time in the kernel (see asr_pool.keep_freed_memory).
-        self.asr = AsrRunner(options.asr)
+        self.asr: Executor = LocalExecutor(options.asr)
         try:
             from .store import Store
 
@@ -156,21 +168,23 @@ class BatchRun:
             self.store.close()
 
     def _prepare(self, candidate: Candidate) -> _Prepared:
-        """Hash, resolve metadata and decode (runs on a worker thread, overlapping the ASR of the previous call)."""
-        path = candidate.path
+        """Hash and resolve metadata (runs on a worker thread, overlapping the ASR of the previous call)."""
+        path, forced = candidate.path, self.options.agent_channel
         try:
             if not _stable_size(path, self.options.settle_seconds):
-                return _Prepared(candidate, None, None, "in_progress")
+                return _Prepared(candidate, None, None, forced, "in_progress")
             sha, size = sha256_file(path)
         except OSError as exc:
-            return _Prepared(candidate, None, None, f"cannot read file: {exc.strerror or exc}")
+            return _Prepared(candidate, None, None, forced, f"cannot read file: {exc.strerror or exc}")
         source = resolve_metadata(candidate, sha, size, self.name_pattern)
-        if self._already_done(source):
-            return _Prepared(candidate, source, None, None)
         try:
-            return _Prepared(candidate, source, load_audio(path, self.options.agent_channel, self.options.audio_limits), None)
-        except AudioError as exc:
-            return _Prepared(candidate, source, None, str(exc))
+            source, forced, channels = roles.call_settings(source, forced, self.options.channels)
+        except ValueError as exc:
+            return _Prepared(candidate, source, None, forced, str(exc))
+        if self._already_done(source):
+            return _Prepared(candidate, source, None, forced, None)
+        options = DecodeOptions(channels, self.options.audio_limits)
+        return _Prepared(candidate, source, AudioJob(sha, path=str(path), options=options), forced, None)
 
     def _already_done(self, source: CallSource) -> bool:
         stored = self._stored.get((source.audio_sha256, self.asr.model_label))
@@ -236,10 +250,10 @@ class BatchRun:
         further one is submitted or decoded.
         """
         prepared = iter(prepared)
-        in_flight: deque[tuple[_Prepared, CallJob | None]] = deque(
-            (item, self._submit(item)) for item in itertools.islice(prepared, self.asr.workers + 1))
+        in_flight: deque[tuple[_Prepared, tuple[object, str | None]]] = deque(
+            (item, self._submit(item)) for item in itertools.islice(prepared, self.asr.capacity + 1))
         self._open_run()
-        if any(job is not None for _, job in in_flight):
+        if any(handle is not None for _, (handle, _) in in_flight):
             self.scorer()  # spaCy loads while the first calls are transcribed
         for item in prepared:
             yield self._collect(*in_flight.popleft())
@@ -249,25 +263,39 @@ class BatchRun:
         while in_flight:
             yield self._collect(*in_flight.popleft())
 
-    def _submit(self, prepared: _Prepared) -> CallJob | None:
-        """Start the ASR of a decoded recording, unless its audio is (or is being) stored already."""
-        source, audio = prepared.source, prepared.audio
-        if audio is None or prepared.error is not None or source is None:
-            return None
+    def _submit(self, prepared: _Prepared) -> tuple[object, str | None]:
+        """Start decoding and ASR of a recording, unless its audio is (or is being) stored already:
+        (the executor's handle or None, why the hand-off failed)."""
+        source, job = prepared.source, prepared.job
+        if job is None or prepared.error is not None or source is None:
+            return None, None
         if source.audio_sha256 in self._asr_hashes or self._already_done(source):
-            return None
+            return None, None
         self._asr_hashes.add(source.audio_sha256)
-        return self.asr.submit(audio)
+        return self._start(job)
 
-    def _collect(self, prepared: _Prepared, job: CallJob | None) -> _Transcribed:
-        if job is None:
-            return _Transcribed(prepared, None, None)
+    def _start(self, job: AudioJob) -> tuple[object, str | None]:
         try:
-            result = job.result()
-        except TranscriptionError as exc:
-            return _Transcribed(prepared, None, str(exc))
+            return self.asr.submit(job), None
+        except ModelError:
+            raise
+        except Exception as exc:  # one call's hand-off (a MemoryError, say) fails that call only
+            log.debug("%s: hand-off failed", job.path, exc_info=True)
+            return None, failure("hand-off to the ASR", exc)
+
+    def _collect(self, prepared: _Prepared, started: tuple[object, str | None]) -> _Transcribed:
+        handle, error = started
+        if handle is None:
+            return _Transcribed(prepared, None, error)
+        try:
+            result = self.asr.result(handle)
+        except ModelError:
+            raise
+        except Exception as exc:  # decoding or ASR of this call: it fails, the batch goes on
+            log.debug("%s: decoding or ASR failed", prepared.candidate.path, exc_info=True)
+            return _Transcribed(prepared, None, failure("decoding or ASR", exc))
         self.asr_intervals.extend(result.intervals)
-        return _Transcribed(prepared, result.utterances, None)
+        return _Transcribed(prepared, result, None)
 
     def _process(self, transcribed: _Transcribed) -> None:
         t0 = time.perf_counter()
@@ -280,7 +308,7 @@ class BatchRun:
             source = resolve_metadata(prepared.candidate, "", 0, self.name_pattern)
             source = source._replace(call_id=source.call_id or path)
         if source.audio_sha256 and self._already_done(source):  # also the same audio earlier in this run
-            self._skip_or_rescore(source, path, t0)
+            self._skip_or_rescore(source, path, t0, prepared.agent_channel)
             return
         record, error = self._transcribe_and_score(source, transcribed)
         source = record.source
@@ -292,24 +320,36 @@ class BatchRun:
         self._report(CallOutcome(source.path, source.call_id, status, time.perf_counter() - t0, duration, scores, error))
 
     def _transcribe_and_score(self, source: CallSource, transcribed: _Transcribed) -> tuple[CallRecord, str | None]:
-        prepared, audio = transcribed.prepared, transcribed.prepared.audio
+        prepared = transcribed.prepared
         conflict = self._id_conflict(source)
         if conflict:  # stored beside the call that owns the id, never over it
             source = source._replace(call_id=f"{source.call_id}#{source.audio_sha256[:8]}")
         error = prepared.error or transcribed.error or conflict
-        if error is None and audio is not None and transcribed.utterances is None:
+        if error is None and prepared.job is not None and transcribed.asr is None:
             # Not started ahead because the same audio was already in flight under another name, and that copy failed.
-            transcribed = self._collect(prepared, self.asr.submit(audio))
+            transcribed = self._collect(prepared, self._start(prepared.job))
             error = transcribed.error
         base: dict[str, Any] = dict(source=source, model=self.asr.model_label, redacted=self.options.redact)
-        if audio is not None:
-            base.update(duration_s=audio.duration_s, channels=audio.source_channels, sample_rate=audio.sample_rate,
-                        codec=audio.codec, speaker_mode=audio.speaker_mode)
-        if error is not None or audio is None:
+        asr = transcribed.asr
+        if asr is not None:
+            facts = asr.facts
+            base.update(duration_s=facts.duration_s, channels=facts.source_channels, sample_rate=facts.sample_rate,
+                        codec=facts.codec, speaker_mode=facts.speaker_mode)
+        if error is not None or asr is None:
             return CallRecord(status="failed", error=error, **base), error
-        assert transcribed.utterances is not None  # transcribed, or the error above
-        transcript = Transcript(source.call_id, audio.duration_s, audio.speaker_mode, transcribed.utterances)
-        analysed, evaluations = self.scorer().score(transcript)
+        try:
+            transcript, decision = roles.build_transcript(source.call_id, asr, prepared.agent_channel)
+            analysed, evaluations = self.scorer().score(transcript)
+        except Exception as exc:  # a fault in one call's analysis stores that call as failed, not the batch
+            log.debug("%s: analysis failed", source.path, exc_info=True)
+            error = failure("analysis", exc)
+            return CallRecord(status="failed", error=error, **base), error
+        truncated = tuple(part for part in asr.facts.note.split("; ") if part.startswith("truncated:"))
+        if truncated:  # scored anyway (score_truncated): a person should know the agent is judged on a part
+            decision = decision._replace(review_reasons=decision.review_reasons + truncated)
+        if decision.review_reasons:
+            log.warning("%s: %s", source.path, "; ".join(decision.review_reasons))
+        base.update(speaker_mode=transcript.speaker_mode, roles=decision)
         return CallRecord(status="ok", error=None, analysed=analysed, evaluations=evaluations, **base), None
 
     def _id_conflict(self, source: CallSource) -> str | None:
@@ -319,9 +359,14 @@ class BatchRun:
             return f"call id {source.call_id!r} is already used by {owner[0]}"
         return None
 
-    def _skip_or_rescore(self, source: CallSource, path: str, t0: float) -> None:
+    def _skip_or_rescore(self, source: CallSource, path: str, t0: float, agent_channel: str) -> None:
         call_id = self._stored[(source.audio_sha256, self.asr.model_label)][0]
         self.store.note_path(source, call_id)
+        from .reattribute import redecide  # imports DuckDB: after the ASR workers forked
+
+        # A forced channel that differs, or a detection by an older role stage: decided again from the stored
+        # words; if the agent moves, its evaluations go and it is rescored below.
+        redecide(self.store, [call_id], lambda _: agent_channel)
         # Only a rubric version this call has no evaluation for needs the scorer (and so spaCy) at all.
         lacking = {r.sha256 for r in self.rubrics if self.store.missing_evaluations([call_id], r.sha256)}
         if lacking:

@@ -106,6 +106,19 @@ def _evaluation_lines(evaluation: dict) -> list[str]:
     return lines
 
 
+def _role_lines(call: dict) -> list[str]:
+    """The role decision and its evidence, then anything that asks for a human look."""
+    lines = []
+    if call.get("agent_channel"):
+        confidence = call.get("role_confidence")
+        sure = f", confidence {confidence:.2f}" if confidence is not None else ""
+        lines.append(f"Roles: agent on the {_clean(call['agent_channel'])} channel "
+                     f"({_clean(call.get('role_source'))}{sure})")
+        lines += [f"  cue {_clean(cue)}" for cue in call.get("role_cues") or ()]
+    lines += [f"Review: {_clean(reason)}" for reason in call.get("review_reasons") or ()]
+    return lines
+
+
 def render_call_text(shown: dict) -> str:
     """``show_call``'s result for a terminal: header, transcript, metrics, then each rubric's criteria."""
     call = shown["call"]
@@ -115,6 +128,7 @@ def render_call_text(shown: dict) -> str:
         f"started {_clean(call['started_at']) or 'unknown'}  duration {duration}  {_clean(call['speaker_mode'])}",
         f"Source {_clean(call['source_path'])}  status {_clean(call['status'])}"
         + (f": {_clean(call['error'])}" if call["error"] else ""),
+        *_role_lines(call),
         "",
         "Transcript",
     ]

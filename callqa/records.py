@@ -23,6 +23,7 @@ StereoChannel = Literal["left", "right"]  # what `--agent-channel` accepts until
 Status = Literal["ok", "failed"]
 Outcome = Literal["pass", "fail", "na"]
 MetadataFrom = Literal["manifest", "sidecar", "filename", "none"]
+STEREO_MODES = ("stereo", "stereo_swapped")  # one speaker per channel; swapped: the agent on the right
 
 
 class CallSource(NamedTuple):
@@ -42,7 +43,7 @@ class DecodedAudio(NamedTuple):
     """16 kHz float32 audio, one array per speaker channel."""
 
     channels: tuple[np.ndarray, ...]
-    speakers: tuple[Speaker, ...]  # parallel to channels: agent/customer, or ("unknown",) on mono
+    speakers: tuple[str, ...]  # parallel to channels: their labels ("left", "right"), or ("unknown",) on mono
     sample_rate: int  # of the source file
     source_channels: int
     codec: str
@@ -142,6 +143,16 @@ class Evaluation(NamedTuple):
     results: tuple[CriterionResult, ...]
 
 
+class RoleDecision(NamedTuple):
+    """Which speaker channel is the agent (callqa.roles); stored in calls (agent_channel, role_source, ...)."""
+
+    agent_channel: str | None  # left | right; None when the call has no two speaker channels (mono)
+    source: str | None  # forced | detected; None on mono
+    confidence: float | None  # of the detection, 0.5-1 (forced: how far what is said agrees with the force)
+    cues: tuple[str, ...]  # the strongest evidence, e.g. "left +3.0 opening: thank you for calling"
+    review_reasons: tuple[str, ...]  # why a person should look at the call; empty when none
+
+
 class CallRecord(NamedTuple):
     """Everything stored for one recording; ``analysed`` is None for a failed call."""
 
@@ -157,3 +168,4 @@ class CallRecord(NamedTuple):
     speaker_mode: SpeakerMode | None = None
     analysed: AnalysedCall | None = None
     evaluations: tuple[Evaluation, ...] = ()
+    roles: RoleDecision | None = None

@@ -1,5 +1,7 @@
 """`callqa rescore`: score stored calls again from their stored tokens, without touching audio or spaCy.
 
+Stored role decisions made by an older role stage are made again from the stored words first (callqa.reattribute).
+
 Evaluations are keyed by the rubric's content hash, so the rows of older rubric versions stay for comparison.
 """
 
@@ -14,6 +16,8 @@ from typing import NamedTuple, Sequence
 
 from . import __version__
 from .daterange import DateRange
+from .reattribute import redecide
+from .roles import ROLE_VERSION
 from .scoring import Scorer
 from .store import Store
 
@@ -47,6 +51,9 @@ def rescore_db(db: Path | None, rubrics: Sequence[Path] = (), dates: DateRange =
         scorer.save_rubrics(store)
         store.start_run(run_id, command or " ".join(sys.argv), __version__)
         call_ids = select_calls(store, dates, agents)
+        moved = redecide(store, call_ids, lambda _: "auto")  # detections by an older role stage, decided again
+        if moved:
+            log.info("%d calls changed speakers (role stage v%d)", len(moved), ROLE_VERSION)
         count = scorer.rescore(store, call_ids, run_id)
         wall = time.perf_counter() - started
         store.finish_run(run_id, {"files_seen": 0, "processed": count, "skipped": 0, "failed": 0,

@@ -204,7 +204,29 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# v2 (issue 13): the role decision of each call: which channel the agent is on, how it was decided, how sure.
+ROLE_COLUMNS = {
+    "agent_channel": ("VARCHAR", "Channel the agent is on: left or right (the first or second speaker channel: "
+                                 "source channels 0 and 1 unless named with --channels); NULL on mono."),
+    "role_source": ("VARCHAR", "How agent_channel was set: forced (--agent-channel left|right, or the manifest/sidecar "
+                               "agent_channel) or detected (from what each side says); NULL on mono."),
+    "role_confidence": ("DOUBLE", "How sure the detection is that the agent is on agent_channel, 0.5 (a guess) to 1; "
+                                  "below 0.5 when forced against what is said."),
+    "role_cues": ("VARCHAR[]", "The strongest evidence of the role decision, e.g. 'left +3.0 opening: thank you for "
+                               "calling' (channel, weight towards agent, cue family, the words)."),
+    "role_version": ("INTEGER", "Version of the role stage that decided; stored calls of an older one are decided "
+                                "again from their stored words (and rescored if that changes their speakers)."),
+    "review_reasons": ("VARCHAR[]", "Why a person should check the call (e.g. roles uncertain); an empty list "
+                                    "when nothing needs a look, NULL on failed calls."),
+}
+
 MIGRATIONS: dict[int, list[str]] = {
     1: [stmt for name in TABLES for stmt in _table_ddl(name)],
+    2: [stmt for col, (kind, text) in ROLE_COLUMNS.items()
+        for stmt in (f"ALTER TABLE calls ADD COLUMN IF NOT EXISTS {col} {kind}",
+                     f"COMMENT ON COLUMN calls.{col} IS {_quote(text)}")]
+    + ["COMMENT ON COLUMN calls.speaker_mode IS "
+       + _quote("stereo (one speaker per channel, the agent on the left), stereo_swapped (the agent on the right), "
+                "mono, mono_fallback_silent or mono_fallback_dual.")],
 }
 SCHEMA_VERSION = max(MIGRATIONS)

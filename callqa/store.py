@@ -18,7 +18,7 @@ import duckdb
 
 from . import views
 from .errors import DatabaseError
-from .records import AnalysedCall, CallRecord, CallSource, Evaluation, Token, Transcript
+from .records import AnalysedCall, CallRecord, CallSource, Evaluation, RoleDecision, Token, Transcript
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -253,9 +253,20 @@ def call_frame(record: CallRecord, run_id: str) -> pa.Table:
         "sample_rate": record.sample_rate, "codec": record.codec, "speaker_mode": record.speaker_mode,
         "model": record.model, "status": record.status, "error": record.error, "run_id": run_id,
         "ingested_at": datetime.now(), "extra": json.dumps(s.extra, default=str), "redacted": record.redacted,
-        "size_bytes": s.size_bytes, "metadata_from": s.metadata_from,
+        "size_bytes": s.size_bytes, "metadata_from": s.metadata_from, **role_columns(record.roles, record.status == "ok"),
     }
     return arrow_table([tuple(row.values())], list(row))
+
+
+def role_columns(roles: RoleDecision | None, ok: bool) -> dict:
+    """The calls columns of a role decision (schema.ROLE_COLUMNS)."""
+    from .roles import ROLE_VERSION
+
+    if roles is None:
+        return {"review_reasons": [] if ok else None}
+    return {"agent_channel": roles.agent_channel, "role_source": roles.source, "role_confidence": roles.confidence,
+            "role_cues": list(roles.cues), "role_version": ROLE_VERSION if roles.source else None,
+            "review_reasons": list(roles.review_reasons)}
 
 
 def transcript_frames(call_id: str, analysed: AnalysedCall) -> dict[str, pa.Table]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable, NamedTuple, cast
 
 import numpy as np
 
@@ -109,7 +109,9 @@ class Transcriber:
         return [u for words in self._words(audio) for u in split_on_pauses(words, speaker)]
 
     def transcribe(self, audio: DecodedAudio) -> tuple[Utterance, ...]:
-        return merge_timeline(self.transcribe_channel(ch, spk) for ch, spk in zip(audio.channels, audio.speakers))
+        # the speakers are channel labels (left/right) until the role stage names them
+        return merge_timeline(self.transcribe_channel(ch, cast(Speaker, spk))
+                              for ch, spk in zip(audio.channels, audio.speakers))
 
 
 def split_on_pauses(words: list[Word], speaker: Speaker) -> list[Utterance]:

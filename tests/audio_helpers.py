@@ -54,6 +54,18 @@ def write_audio(path: Path, channels: list[np.ndarray], rate: int, kind: str = "
     return path
 
 
+def write_pcm_wav(path: Path, channels: list[np.ndarray], rate: int) -> Path:
+    """16-bit PCM WAV with one channel per array and no channel layout, as many recorders write files with more
+    than two channels (the wave module)."""
+    import wave
+
+    data = (np.stack([np.clip(c, -1, 1) for c in channels]).T * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(len(channels)), w.setsampwidth(2), w.setframerate(rate)
+        w.writeframes(data.tobytes())
+    return path
+
+
 def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
     idx = np.arange(0, len(x), src / dst)
     return np.interp(idx, np.arange(len(x)), x).astype(np.float32)

@@ -5,9 +5,10 @@ import wave
 import numpy as np
 import pytest
 
-from audio_helpers import FORMATS, STEREO, speech, write_audio
+from audio_helpers import FORMATS, STEREO, speech, write_audio, write_pcm_wav
 from callqa.audio import load_audio
 from callqa.errors import AudioError
+from callqa.executor import DecodeOptions
 
 
 @pytest.mark.parametrize("kind", list(FORMATS))
@@ -18,7 +19,7 @@ def test_every_common_format_decodes_to_16k_with_its_metadata(tmp_path, kind):
     audio = load_audio(path)
     assert audio.source_channels == 2
     assert audio.speaker_mode == "stereo"
-    assert audio.speakers == ("agent", "customer")
+    assert audio.speakers == ("left", "right")  # which one is the agent is the role stage's business
     assert abs(audio.duration_s - 11.0) < 0.3
     assert all(ch.dtype == np.float32 and abs(len(ch) / 16000 - audio.duration_s) < 0.01 for ch in audio.channels)
     expected = {"pcm_s16le", "pcm_mulaw", "pcm_alaw", "flac", "mp3float", "mp3", "opus", "aac"}
@@ -42,10 +43,38 @@ def test_dual_mono_falls_back_to_one_channel(tmp_path):
     assert "same audio" in audio.note
 
 
-def test_agent_channel_right(tmp_path):
-    audio = load_audio(STEREO, agent_channel="right")
-    left = load_audio(STEREO)
-    np.testing.assert_array_equal(audio.channels[0], left.channels[1])
+def test_named_channels_pick_and_order_the_speakers():
+    audio = load_audio(STEREO, DecodeOptions(channels=(1, 0)))
+    plain = load_audio(STEREO)
+    np.testing.assert_array_equal(audio.channels[0], plain.channels[1])
+    np.testing.assert_array_equal(audio.channels[1], plain.channels[0])
+
+
+def test_bytes_decode_like_the_file():
+    np.testing.assert_array_equal(load_audio(STEREO.read_bytes()).channels[1], load_audio(STEREO).channels[1])
+
+
+def test_three_channels_fail_unless_the_speakers_are_named(tmp_path):
+    s = speech(rate=8000)
+    path = write_pcm_wav(tmp_path / "three.wav", [s, np.zeros_like(s), np.roll(s, 8000) * 0.5], 8000)
+    with pytest.raises(AudioError, match="3 audio channels: name the two") as info:
+        load_audio(path)
+    assert "\n" not in str(info.value)
+    with pytest.raises(AudioError, match="do not name two different channels"):
+        load_audio(path, DecodeOptions(channels=(0, 3)))
+
+
+def test_named_channels_of_a_three_channel_file_keep_each_speaker_whole(tmp_path):
+    s = speech(rate=8000)
+    customer = np.roll(s, 8000) * 0.5
+    path = write_pcm_wav(tmp_path / "three.wav", [s, np.zeros_like(s), customer], 8000)
+    audio = load_audio(path, DecodeOptions(channels=(0, 2)))
+    assert (audio.speaker_mode, audio.speakers, audio.source_channels) == ("stereo", ("left", "right"), 3)
+    reference = load_audio(write_audio(tmp_path / "two.wav", [s, customer], 8000))
+    for got, want in zip(audio.channels, reference.channels):  # nothing of another channel mixed in
+        assert np.max(np.abs(got - want)) < 1e-3
+    silent = load_audio(path, DecodeOptions(channels=(0, 1)))  # the empty channel: today's silent fallback
+    assert silent.speaker_mode == "mono_fallback_silent" and "right channel is silent" in silent.note
 
 
 def test_mono_file_is_one_unknown_speaker(tmp_path):

@@ -62,7 +62,8 @@ def test_score_twice_transcribes_nothing_the_second_time(calls, tmp_path):
 @pytest.mark.slow
 def test_stereo_call_has_agent_and_customer_rows_in_the_duckdb_cli(calls, tmp_path):
     db = tmp_path / "q.duckdb"
-    assert runner.invoke(app, ["score", str(calls / "day1"), "--db", str(db)]).exit_code == 0
+    # Two read sentences, not a call: nothing says who the agent is, so the channel is forced as before roles.
+    assert runner.invoke(app, ["score", str(calls / "day1"), "--db", str(db), "--agent-channel", "left"]).exit_code == 0
     out = subprocess.run(["duckdb", str(db), "-csv", "select speaker, count(*) from utterances group by 1 order by 1"],
                          capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[1].startswith("agent,") and out.splitlines()[2].startswith("customer,")
