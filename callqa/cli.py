@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -16,14 +17,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Iterator, List, Optional
 
+import duckdb
 import typer
 
 from . import __version__
+from .database import diagnosis
 from .daterange import DateRange
 from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_UNEXPECTED, CallQAError, LocatedError, RubricError
 from .formats import CallFormat, FrameFormat, ScorecardFormat
 from .records import AgentChannel
 from .store import DEFAULT_DB, Store
+from .text import terminal_safe
 from .views import Period
 
 EXIT_CODES_HELP = (
@@ -55,7 +59,7 @@ RubricFiles = Annotated[List[Path], typer.Option(
 
 
 def _err(message: str) -> None:
-    typer.echo(message, err=True)
+    typer.echo(terminal_safe(message), err=True)
 
 
 def _quiet() -> bool:
@@ -81,9 +85,13 @@ def _run() -> Iterator[None]:
     except KeyboardInterrupt:
         _err("callqa: interrupted")
         raise typer.Exit(130)
-    except Exception as exc:  # the last line of defence for cron: one line, exit 1, traceback with -v
+    except Exception as exc:  # the last line of defence for cron: one line, exit 1, traceback with -vv
+        known = diagnosis(exc) if isinstance(exc, duckdb.Error) else None  # e.g. a query met a corrupt block
+        if known is not None:
+            _err(f"callqa: error: {known}")
+            raise typer.Exit(known.exit_code)
         logging.getLogger("callqa").debug("unexpected error", exc_info=True)
-        _err(f"callqa: unexpected error: {exc.__class__.__name__}: {exc} (rerun with -v for the traceback)")
+        _err(f"callqa: unexpected error: {exc.__class__.__name__}: {exc} (rerun with -vv for the traceback)")
         raise typer.Exit(EXIT_UNEXPECTED)
 
 
@@ -229,6 +237,8 @@ def rubric_check(files: Annotated[List[Path], typer.Argument(help="Rubric YAML f
 
 
 def _echo(text: str) -> None:
+    if sys.stdout.isatty():  # CSV and JSON keep their exact values in files and pipes, not on a terminal
+        text = terminal_safe(text)
     typer.echo(text, nl=not text.endswith("\n"))
 
 
@@ -249,7 +259,8 @@ def scorecard(
     db: DbOption = None,
 ) -> None:
     """Per-agent scorecards: a table on the terminal, or files for trainers (the html report prints on A4)."""
-    from .export import ScorecardQuery, write_scorecard
+    from .export import write_scorecard
+    from .scorecards import ScorecardQuery
 
     with _run(), Store(db, read_only=True) as store:
         dates = _days(since, until)
@@ -276,17 +287,22 @@ def show(
 def sql(
     statement: Annotated[Optional[str], typer.Argument(help="SQL to run; '-' or none: read it from stdin.")] = None,
     fmt: Annotated[FrameFormat, typer.Option("--format")] = "table",
+    timeout: Annotated[Optional[float], typer.Option(
+        "--timeout", min=0.001,
+        help="Stop the query after this many seconds (exit 2) (default: no limit; Ctrl-C stops it too, exit 130).")] = None,
     db: DbOption = None,
 ) -> None:
     """Run read-only SQL on the database (tables and views: see README); statements that write are refused."""
     from .export import render_frame
-    from .query import run_sql
+    from .sql_guard import run_sql
 
     with _run():
-        _echo(render_frame(run_sql(db, sys.stdin.read() if statement in (None, "-") else statement), fmt))
+        rows = run_sql(db, sys.stdin.read() if statement in (None, "-") else statement, timeout)
+        _echo(render_frame(rows, fmt))
 
 
 def main() -> None:
+    os.umask(0o077)  # every file callqa writes (database, its WAL, DuckDB's temporary files, log, exports) holds PHI
     try:
         app(prog_name="callqa")
     finally:

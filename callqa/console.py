@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -12,10 +13,12 @@ from typing import TextIO
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from .errors import UsageError
 from .pipeline import CallOutcome, RunSummary
+from .text import terminal_safe
 
 _stderr = Console(stderr=True)
 _state = {"quiet": False}
@@ -25,12 +28,19 @@ def is_quiet() -> bool:
     return _state["quiet"]
 
 
+class _TerminalSafe(logging.Formatter):
+    """Log lines quote file names and metadata: no escape sequence of theirs reaches the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
+
+
 def configure_logging(level: int, quiet: bool) -> None:
     _state["quiet"] = quiet
     logger = logging.getLogger("callqa")
     logger.handlers.clear()
     handler = RichHandler(console=_stderr, show_time=False, show_path=False, markup=False)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(_TerminalSafe("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
@@ -47,8 +57,10 @@ class BatchReporter:
 
     def __enter__(self) -> "BatchReporter":
         if self.log_path is not None:
-            try:
-                self.log = self.log_path.open("a", encoding="utf-8")
+            try:  # the lines name calls and their errors: owner-only, like the database
+                descriptor = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                os.fchmod(descriptor, 0o600)
+                self.log = os.fdopen(descriptor, "a", encoding="utf-8")
             except OSError as exc:
                 raise UsageError(f"cannot write --log-file {self.log_path}: {exc.strerror or exc}") from exc
         if _stderr.is_terminal and not is_quiet():
@@ -67,7 +79,8 @@ class BatchReporter:
 
     def outcome(self, outcome: CallOutcome) -> None:
         if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, advance=1, description=f"{outcome.status}: {Path(outcome.path).name}")
+            name = escape(terminal_safe(Path(outcome.path).name, one_line=True))  # neither escapes nor rich markup
+            self.progress.update(self.task, advance=1, description=f"{outcome.status}: {name}")
         if self.log is not None:
             line = {
                 "time": datetime.now().isoformat(timespec="seconds"), "path": outcome.path,
@@ -88,5 +101,6 @@ class BatchReporter:
             f"({s.realtime_factor:.1f}x real time; ASR busy {s.asr_seconds:.1f} s)",
         ]
         labels = {"failed": "FAILED", "missing": "MISSING", "in_progress": "WAITING"}
-        lines += [f"  {labels[status]} {path}: {reason}" for status, path, reason in s.problems]
+        lines += [f"  {labels[status]} {terminal_safe(path, one_line=True)}: {terminal_safe(reason, one_line=True)}"
+                  for status, path, reason in s.problems]
         typer.echo("\n".join(lines), file=sys.stdout)

@@ -57,6 +57,10 @@ class ReadOnlyError(UsageError):
     """A statement given to ``callqa sql`` would modify the database."""
 
 
+class QueryTimeout(UsageError):
+    """A ``callqa sql`` query ran past ``--timeout`` and was stopped."""
+
+
 class NotFoundError(UsageError):
     """A call, agent or rubric asked for does not exist in the database."""
 

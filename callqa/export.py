@@ -1,28 +1,34 @@
-"""Scorecards for trainers: the views' aggregations over a filtered selection of calls, as a terminal table, CSV,
-JSON, XLSX, Parquet or the self-contained HTML report.
+"""Scorecards for trainers as files or terminal text: a table, CSV, JSON, XLSX, Parquet or the self-contained
+HTML report (report.py); the data comes from scorecards.py.
 
 Numbers are written unrounded (CSV/JSON/XLSX/Parquet) so that they match the SQL views exactly; only the
-terminal table and the HTML report round for reading.
+terminal table and the HTML report round for reading. Ids and text come from file names, manifests and
+sidecars, so the spreadsheet formats (CSV, XLSX) neutralise anything a spreadsheet would run as a formula
+(OWASP's CSV-injection rules: a leading ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a ``'``, and
+every CSV cell is quoted);
+JSON and Parquet keep exact values.
+
+A file is written to a temporary file beside it and renamed over it, so a full disk or a crash never leaves a
+half-written report where the previous one was, and an output that is the database itself (or its WAL) is
+refused.
 """
 
 from __future__ import annotations
 
-import json
+import csv
 import logging
 import os
-from contextlib import contextmanager
-from datetime import date, datetime
+import tempfile
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Callable
 
 import pandas as pd
-import yaml
 
-from . import views
-from .daterange import DateRange
-from .errors import NotFoundError, UsageError
+from .errors import UsageError
 from .formats import SCORECARD_FORMATS
+from .scorecards import ScorecardQuery, criteria_frame, report_data, scorecard_frame
 from .store import Store
+from .text import terminal_safe
 
 log = logging.getLogger("callqa")
 
@@ -30,176 +36,42 @@ FORMATS = SCORECARD_FORMATS
 FILE_ONLY_FORMATS = ("xlsx", "parquet")
 _SUFFIX_FORMATS = {".txt": "table", ".csv": "csv", ".json": "json", ".xlsx": "xlsx", ".parquet": "parquet",
                    ".html": "html", ".htm": "html"}
-EXAMPLES_PER_CRITERION = 3
-
-
-class ScorecardQuery(NamedTuple):
-    agents: tuple[str, ...] = ()
-    since: date | None = None  # first day included
-    until: date | None = None  # last day included
-    by: str | None = None  # day | week | month; None: one row per agent and rubric over the whole range
-    rubric: str | None = None  # "ID" (its latest version) or "ID@VERSION"
-
-
-class Selection(NamedTuple):
-    """SQL yielding the ``call_scores`` rows a query selects, with its parameters."""
-
-    sql: str
-    params: list
-
-
-class RubricInfo(NamedTuple):
-    rubric_id: str
-    version: int
-    name: str
-    pass_mark: float
-    sections: dict[str, str]  # id -> display name, in rubric order
-    criteria: dict[str, str]  # id -> display name
-
-
-class ReportData(NamedTuple):
-    query: ScorecardQuery
-    generated_at: datetime
-    trend_by: str
-    rubrics: dict[str, RubricInfo]  # by rubric_id
-    overall: pd.DataFrame  # scorecard_frame over the whole range
-    trend: pd.DataFrame  # scorecard_frame by trend_by
-    criteria: pd.DataFrame  # criteria_frame
-    examples: pd.DataFrame  # failure_examples
-
-
-def _parse_rubric(rubric: str) -> tuple[str, int | None]:
-    """``ID`` or ``ID@VERSION``: the version is the digits after the last ``@``, so an id may hold ``@`` itself
-    (``billing@east``, ``billing@east@2``); no rubric id ends in ``@<digits>``, rubric check refuses that."""
-    rubric_id, at, version = rubric.rpartition("@")
-    if at and version.isascii() and version.isdigit():
-        return rubric_id, int(version)
-    return rubric, None
-
-
-def select_calls(store: Store, query: ScorecardQuery) -> Selection:
-    """Validate the query against the database and build the filtered selection of ``call_scores``."""
-    con = store.con
-    if query.by is not None and query.by not in views.PERIODS:
-        raise UsageError(f"--by {query.by!r}: choose one of {', '.join(views.PERIODS)}")
-    dates = DateRange(query.since, query.until).check()
-    source, where, params = "call_scores", list[str](), list[Any]()
-    if query.agents:
-        known = {row[0] for row in con.execute("SELECT DISTINCT agent_id FROM calls").fetchall()}
-        unknown = [agent for agent in query.agents if agent not in known]
-        if unknown:
-            raise NotFoundError(f"no calls of agent {', '.join(map(repr, unknown))} in {store.path}")
-        where.append(f"agent_id IN ({', '.join('?' for _ in query.agents)})")
-        params += list(query.agents)
-    date_where, date_params = dates.where()
-    where += date_where
-    params += date_params
-    if query.rubric:
-        rubric_id, version = _parse_rubric(query.rubric)
-        found = con.execute("SELECT count(*) FROM rubrics WHERE rubric_id = ? AND (? IS NULL OR version = ?)",
-                            [rubric_id, version, version]).fetchall()[0][0]
-        if not found:
-            stored = sorted({f"{r}@{v}" for r, v in con.execute("SELECT rubric_id, version FROM rubrics").fetchall()})
-            raise NotFoundError(f"no rubric {query.rubric!r} in {store.path} (stored: {', '.join(stored) or 'none'})")
-        where.append("rubric_id = ?")
-        params.append(rubric_id)
-        if version is not None:
-            source = "call_scores_all_versions"
-            where.append("rubric_version = ?")
-            params.append(version)
-    sql = f"SELECT * FROM {source}" + (f" WHERE {' AND '.join(where)}" if where else "")
-    return Selection(sql, params)
-
-
-def scorecard_frame(store: Store, query: ScorecardQuery) -> pd.DataFrame:
-    """The ``agent_scorecards`` view's columns, over the selected calls, grouped by ``query.by``."""
-    selection = select_calls(store, query)
-    sections = views.section_ids(store.con, f"SELECT rubric_sha256 FROM ({selection.sql})", selection.params)
-    return store.con.execute(views.scorecard_select(sections, query.by, selection.sql), selection.params).df()
-
-
-def criteria_frame(store: Store, query: ScorecardQuery) -> pd.DataFrame:
-    """The ``agent_criteria`` view's columns over the selected calls."""
-    selection = select_calls(store, query)
-    return store.con.execute(views.criteria_select(selection.sql), selection.params).df()
-
-
-def failure_examples(store: Store, query: ScorecardQuery, per_criterion: int = EXAMPLES_PER_CRITERION) -> pd.DataFrame:
-    """Up to ``per_criterion`` failed results per agent and criterion: quoted ones first, then the latest calls."""
-    selection = select_calls(store, query)
-    return store.con.execute(
-        f"""
-        SELECT * EXCLUDE (n) FROM (
-            SELECT cs.agent_id, cs.rubric_id, cr.criterion_id, cs.call_id, cs.started_at,
-                   cr.evidence_speaker, cr.evidence_start_s, cr.evidence_end_s, cr.evidence_text,
-                   row_number() OVER (
-                       PARTITION BY cs.agent_id, cs.rubric_id, cr.criterion_id
-                       ORDER BY cr.evidence_text IS NULL, cs.started_at DESC NULLS LAST, cs.call_id
-                   ) AS n
-            FROM ({selection.sql}) cs
-            JOIN criterion_results cr USING (call_id, rubric_sha256)
-            WHERE cr.outcome = 'fail'
-        ) WHERE n <= ?
-        ORDER BY agent_id, rubric_id, criterion_id, n
-        """,
-        [*selection.params, per_criterion],
-    ).df()
-
-
-def rubric_infos(store: Store, query: ScorecardQuery) -> dict[str, RubricInfo]:
-    """Display names of the selected rubrics' sections and criteria (ids where the stored YAML has none)."""
-    selection = select_calls(store, query)
-    rows = store.con.execute(
-        f"""SELECT rubric_id, version, name, pass_mark, sections, source FROM rubrics
-            WHERE rubric_sha256 IN (SELECT rubric_sha256 FROM ({selection.sql})) ORDER BY rubric_id""",
-        selection.params,
-    ).fetchall()
-    infos = {}
-    for rubric_id, version, name, pass_mark, sections_json, source in rows:
-        sections = {s["id"]: s.get("name") or s["id"] for s in json.loads(sections_json)}
-        infos[rubric_id] = RubricInfo(rubric_id, version, name or rubric_id, pass_mark, sections,
-                                      _criterion_names(source))
-    return infos
-
-
-def _criterion_names(source: str | None) -> dict[str, str]:
-    try:
-        document = yaml.safe_load(source or "")
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(document, dict):
-        return {}
-    return {c["id"]: c.get("name") or c["id"]
-            for s in document.get("sections") or [] if isinstance(s, dict)
-            for c in s.get("criteria") or [] if isinstance(c, dict) and "id" in c}
-
-
-def report_data(store: Store, query: ScorecardQuery) -> ReportData:
-    trend_by = query.by or views.VIEW_PERIOD
-    return ReportData(
-        query=query, generated_at=datetime.now().replace(microsecond=0), trend_by=trend_by,
-        rubrics=rubric_infos(store, query),
-        overall=scorecard_frame(store, query._replace(by=None)),
-        trend=scorecard_frame(store, query._replace(by=trend_by)),
-        criteria=criteria_frame(store, query),
-        examples=failure_examples(store, query),
-    )
+# OWASP's formula triggers, and their full-width forms that some spreadsheet locales also accept
+_FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
 
 
 # ---------------------------------------------------------------- rendering
 
 
+def spreadsheet_safe(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula, with a leading ``'``; other values unchanged."""
+    if isinstance(value, str) and value and (value[0] in _FORMULA_START or value.lstrip()[:1] in _FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _text_cells(frame: pd.DataFrame, clean: Callable[[object], object]) -> pd.DataFrame:
+    """``frame`` with ``clean`` applied to its column names and to every cell of its text columns."""
+    shown = frame.rename(columns=lambda c: clean(str(c)))
+    text = [c for c, d in shown.dtypes.items() if pd.api.types.is_object_dtype(d) or pd.api.types.is_string_dtype(d)]
+    for column in text:
+        shown[column] = shown[column].map(clean)
+    return shown
+
+
 def render_frame(frame: pd.DataFrame, fmt: str) -> str:
     """A DataFrame as text: ``table`` (aligned columns), ``csv`` or ``json`` (a list of records)."""
     if fmt == "csv":
-        return frame.to_csv(index=False)
+        # every cell quoted (OWASP): a bare carriage return in a value would otherwise start a new row
+        return _text_cells(frame, spreadsheet_safe).to_csv(index=False, quoting=csv.QUOTE_ALL)
     if fmt == "json":
         return frame.to_json(orient="records", date_format="iso", double_precision=15, indent=2)
     if fmt == "table":
         rows = f"({len(frame)} row{'s' if len(frame) != 1 else ''})"
-        if frame.empty:
-            return "  ".join(map(str, frame.columns)) + "\n" + rows
-        return frame.to_string(index=False, na_rep="NULL") + "\n" + rows
+        shown = _text_cells(frame, lambda v: v if not isinstance(v, str) else terminal_safe(v, one_line=True))
+        if shown.empty:
+            return "  ".join(map(str, shown.columns)) + "\n" + rows
+        return shown.to_string(index=False, na_rep="NULL") + "\n" + rows
     raise UsageError(f"--format {fmt!r}: choose one of table, csv, json")
 
 
@@ -207,7 +79,8 @@ def scorecard_table(frame: pd.DataFrame) -> str:
     """The scorecard for a terminal: scores to one decimal, pass rate in percent, the date of each period."""
     if frame.empty:
         return "no scored calls match"
-    shown = frame.drop(columns=["rubric_version", "first_call", "last_call"])
+    shown = _text_cells(frame.drop(columns=["rubric_version", "first_call", "last_call"]),
+                        lambda v: v if not isinstance(v, str) else terminal_safe(v, one_line=True))
     for column in shown.columns:
         if column == "pass_rate":
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}%")
@@ -218,11 +91,19 @@ def scorecard_table(frame: pd.DataFrame) -> str:
     return shown.to_string(index=False)
 
 
+def _xlsx_safe(value: object) -> object:
+    """A cell openpyxl can write (XML has no control characters) and that never becomes a formula."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return spreadsheet_safe(ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)) if isinstance(value, str) else value
+
+
 def _write_xlsx(store: Store, query: ScorecardQuery, frame: pd.DataFrame, path: Path) -> None:
     """Two sheets, scorecard and criteria; rates formatted as percentages, scores to one decimal."""
     criteria = criteria_frame(store, query)
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         for sheet, data in (("scorecard", frame), ("criteria", criteria)):
+            data = _text_cells(data, _xlsx_safe)
             data.to_excel(writer, sheet_name=sheet, index=False)
             worksheet = writer.sheets[sheet]
             for col, name in enumerate(data.columns, start=1):
@@ -248,24 +129,44 @@ def resolve_format(fmt: str | None, output: Path | None) -> str:
     return fmt
 
 
-@contextmanager
-def _owner_only(path: Path) -> Iterator[None]:
-    """Exports may quote transcripts: like the database, they are created readable by their owner only."""
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
-    old_umask = os.umask(0o077)
+def _refuse_database(store: Store, output: Path) -> None:
+    """An export never replaces the database or its WAL, however the path is spelt (relative, via a symlink, a
+    hard link)."""
+    database = store.path.resolve()
+    target = output.resolve()
+    for protected in (database, database.with_name(database.name + ".wal")):
+        same = target == protected or (target.exists() and protected.exists() and os.path.samefile(target, protected))
+        if same:
+            raise UsageError(f"refusing to write the export over {protected}: that is the callqa database"
+                             f"{' WAL' if protected != database else ''}; choose another -o file")
+
+
+def _write_atomically(output: Path, write: Callable[[Path], object]) -> None:
+    """Let ``write`` fill an owner-only temporary file beside ``output``, then rename it over ``output``."""
+    folder = output.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {output}: folder {folder} does not exist")
     try:
-        yield
+        handle, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)  # mode 0600
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        os.replace(temporary, output)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}; the previous file is unchanged") from exc
     finally:
-        os.umask(old_umask)
+        temporary.unlink(missing_ok=True)
 
 
 def write_scorecard(store: Store, query: ScorecardQuery, fmt: str | None = None,
                     output: Path | None = None) -> str | None:
     """Write the scorecard to ``output`` in ``fmt``; without ``output``, return it as text for the terminal."""
     fmt = resolve_format(fmt, output)
+    if output is not None:
+        _refuse_database(store, output)
     if fmt == "html":
         from .report import render_report
 
@@ -273,18 +174,16 @@ def write_scorecard(store: Store, query: ScorecardQuery, fmt: str | None = None,
     else:
         frame = scorecard_frame(store, query)
         if fmt in FILE_ONLY_FORMATS:
-            assert output is not None, "resolve_format demands -o FILE for file-only formats"
-            with _owner_only(output):
-                if fmt == "xlsx":
-                    _write_xlsx(store, query, frame, output)
-                else:
-                    frame.to_parquet(output, index=False)
+            assert output is not None  # resolve_format refuses these formats without -o
+            if fmt == "xlsx":
+                _write_atomically(output, lambda path: _write_xlsx(store, query, frame, path))
+            else:
+                _write_atomically(output, lambda path: frame.to_parquet(path, index=False))
             log.info("wrote %s (%d rows)", output, len(frame))
             return None
         text = scorecard_table(frame) if fmt == "table" else render_frame(frame, fmt)
     if output is None:
         return text
-    with _owner_only(output):
-        output.write_text(text, encoding="utf-8")
+    _write_atomically(output, lambda path: path.write_text(text, encoding="utf-8"))
     log.info("wrote %s", output)
     return None

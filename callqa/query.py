@@ -1,31 +1,16 @@
-"""Looking into the database: one call with everything stored for it (`callqa show`), and analysts' ad-hoc SQL
-on a connection that cannot write (`callqa sql`).
-
-`run_sql` has three guards, because a read-only DuckDB connection still writes *other* files (COPY ... TO,
-ATTACH, INSTALL, EXPORT DATABASE): every statement's type is checked before the file is opened, and only reads
-run; the connection is read-only; and file/network access is switched off and the configuration locked, so a
-read that DuckDB types as SELECT still cannot touch anything but the database.
-"""
+"""Looking into the database: one call with everything stored for it (`callqa show`; ad-hoc SQL is in
+sql_guard.py). Loads no pandas."""
 
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import duckdb
-import pandas as pd
 
-from .errors import NotFoundError, ReadOnlyError, UsageError
-from .report import clock
+from .errors import NotFoundError, UsageError
 from .store import Store
+from .text import clock, terminal_safe
 from .views import LATEST_RUBRICS
-
-READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT})  # also DESCRIBE, SHOW, SUMMARIZE, PRAGMA reads
-_EXPLAIN = re.compile(r"^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*EXPLAIN\s+(?:ANALY[SZ]E\s+|\([^)]*\)\s*)?",
-                      re.IGNORECASE | re.DOTALL)
-_CONTROL = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F], "?")  # no terminal escapes from text
-
 
 # ---------------------------------------------------------------- callqa show
 
@@ -80,10 +65,6 @@ def show_call(store: Store, call_id: str) -> dict:
     }
 
 
-def _clean(value: object) -> str:
-    return "" if value is None else str(value).translate(_CONTROL)
-
-
 def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
@@ -92,17 +73,18 @@ def _evaluation_lines(evaluation: dict) -> list[str]:
     verdict = ("AUTO-FAIL" if evaluation["auto_failed"] else "no score (nothing applied)" if evaluation["score"] is None
                else "PASS" if evaluation["passed"] else "FAIL")
     latest = "" if evaluation["latest"] else "  (older rubric version)"
-    lines = [f"Rubric {_clean(evaluation['rubric_id'])} v{evaluation['rubric_version']}: score "
+    lines = [f"Rubric {terminal_safe(evaluation['rubric_id'])} v{evaluation['rubric_version']}: score "
              f"{_number(evaluation['score'])} {verdict} (pass mark {_number(evaluation['pass_mark'])}){latest}"]
     for section_id, score in evaluation["sections"].items():
-        lines.append(f"  {_clean(section_id)}: {_number(score)}")
+        lines.append(f"  {terminal_safe(section_id)}: {_number(score)}")
         for result in (r for r in evaluation["criteria"] if r["section_id"] == section_id):
             evidence = result["evidence"]
             where = f" at {clock(evidence['start_s'])}" if evidence["start_s"] is not None else ""
-            speaker = f"{_clean(evidence['speaker'])}: " if evidence["speaker"] else ""
-            said = f" {speaker}\"{_clean(evidence['text'])}\"" if evidence["text"] else ""
+            speaker = f"{terminal_safe(evidence['speaker'])}: " if evidence["speaker"] else ""
+            said = f" {speaker}\"{terminal_safe(evidence['text'])}\"" if evidence["text"] else ""
             value = f" value {_number(result['value'])}" if result["value"] is not None else ""
-            lines.append(f"    {result['outcome'].upper():4} {_clean(result['criterion_id'])}{value}{where}{said}")
+            criterion = terminal_safe(result["criterion_id"])
+            lines.append(f"    {result['outcome'].upper():4} {criterion}{value}{where}{said}")
     return lines
 
 
@@ -112,10 +94,10 @@ def _role_lines(call: dict) -> list[str]:
     if call.get("agent_channel"):
         confidence = call.get("role_confidence")
         sure = f", confidence {confidence:.2f}" if confidence is not None else ""
-        lines.append(f"Roles: agent on the {_clean(call['agent_channel'])} channel "
-                     f"({_clean(call.get('role_source'))}{sure})")
-        lines += [f"  cue {_clean(cue)}" for cue in call.get("role_cues") or ()]
-    lines += [f"Review: {_clean(reason)}" for reason in call.get("review_reasons") or ()]
+        lines.append(f"Roles: agent on the {terminal_safe(call['agent_channel'])} channel "
+                     f"({terminal_safe(call.get('role_source'))}{sure})")
+        lines += [f"  cue {terminal_safe(cue)}" for cue in call.get("role_cues") or ()]
+    lines += [f"Review: {terminal_safe(reason)}" for reason in call.get("review_reasons") or ()]
     return lines
 
 
@@ -124,19 +106,20 @@ def render_call_text(shown: dict) -> str:
     call = shown["call"]
     duration = clock(call["duration_s"]) or "?"
     lines = [
-        f"Call {_clean(call['call_id'])}  agent {_clean(call['agent_id'])}  "
-        f"started {_clean(call['started_at']) or 'unknown'}  duration {duration}  {_clean(call['speaker_mode'])}",
-        f"Source {_clean(call['source_path'])}  status {_clean(call['status'])}"
-        + (f": {_clean(call['error'])}" if call["error"] else ""),
+        f"Call {terminal_safe(call['call_id'])}  agent {terminal_safe(call['agent_id'])}  "
+        f"started {terminal_safe(call['started_at']) or 'unknown'}  duration {duration}  "
+        f"{terminal_safe(call['speaker_mode'])}",
+        f"Source {terminal_safe(call['source_path'])}  status {terminal_safe(call['status'])}"
+        + (f": {terminal_safe(call['error'])}" if call["error"] else ""),
         *_role_lines(call),
         "",
         "Transcript",
     ]
-    lines += [f"  [{clock(u['start_s']):>7}] {_clean(u['speaker']):8} {_clean(u['text'])}"
+    lines += [f"  [{clock(u['start_s']):>7}] {terminal_safe(u['speaker']):8} {terminal_safe(u['text'])}"
               for u in shown["utterances"]] or ["  (none stored)"]
     lines += ["", "Metrics"]
-    lines += [f"  {_clean(name):28} {_number(m['value'])}" + (f" at {clock(m['start_s'])}" if m["start_s"] is not None
-                                                                 else "")
+    lines += [f"  {terminal_safe(name):28} {_number(m['value'])}"
+              + (f" at {clock(m['start_s'])}" if m["start_s"] is not None else "")
               for name, m in shown["metrics"].items()] or ["  (none stored)"]
     for evaluation in shown["evaluations"]:
         lines += ["", *_evaluation_lines(evaluation)]
@@ -150,57 +133,3 @@ def render_call(shown: dict, fmt: str) -> str:
     if fmt == "text":
         return render_call_text(shown)
     raise UsageError(f"--format {fmt!r}: choose text or json")
-
-
-# ---------------------------------------------------------------- callqa sql
-
-
-def _refusal(statement: duckdb.Statement) -> str | None:
-    """Why a statement may not run, or None for a read."""
-    kind = statement.type
-    if kind in READ_STATEMENTS:
-        return None
-    if kind == duckdb.StatementType.EXPLAIN:  # EXPLAIN ANALYZE runs its statement, so that must be a read too
-        inner = _EXPLAIN.sub("", statement.query, count=1)
-        try:
-            inner_statements = duckdb.extract_statements(inner)
-        except duckdb.Error:
-            return "an EXPLAIN whose statement cannot be checked"
-        return next((reason for s in inner_statements if (reason := _refusal(s))), None)
-    return f"a {kind.name} statement"
-
-
-def check_read_only(sql: str) -> list[duckdb.Statement]:
-    """Parse ``sql``; raise ReadOnlyError unless every statement only reads."""
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise UsageError(f"SQL syntax: {str(exc).splitlines()[0]}") from exc
-    if not statements:
-        raise UsageError("no SQL statement given")
-    for statement in statements:
-        reason = _refusal(statement)
-        if reason:
-            snippet = " ".join(statement.query.split())[:60]
-            raise ReadOnlyError(
-                f"refused {reason} ({snippet!r}): callqa sql only reads - use SELECT, WITH, DESCRIBE, SHOW, "
-                "SUMMARIZE or EXPLAIN; nothing was run and the database is unchanged"
-            )
-    return statements
-
-
-def run_sql(db_path: Path | str | None, sql: str) -> pd.DataFrame:
-    """Run read-only SQL against the callqa database; the last statement's rows as a DataFrame."""
-    statements = check_read_only(sql)
-    with Store(db_path, read_only=True) as store:
-        store.con.execute("SET enable_external_access = false")
-        store.con.execute("SET lock_configuration = true")
-        try:
-            for statement in statements[:-1]:
-                store.con.execute(statement)
-            return store.con.execute(statements[-1]).df()
-        except duckdb.PermissionException as exc:
-            raise ReadOnlyError(f"callqa sql reads only the callqa database; files and network are off: "
-                                f"{str(exc).splitlines()[0]}") from exc
-        except duckdb.Error as exc:
-            raise UsageError(f"SQL: {str(exc).splitlines()[0]}") from exc

@@ -47,7 +47,7 @@ def rescore_db(db: Path | None, rubrics: Sequence[Path] = (), dates: DateRange =
     started = time.perf_counter()
     scorer = Scorer.from_paths(rubrics, redact=False)  # stored text is already redacted; nothing new is quoted
     run_id = uuid.uuid4().hex[:12]
-    with Store(db) as store:
+    with Store(db, must_exist=True) as store:  # a typo in --db must not create an empty database
         scorer.save_rubrics(store)
         store.start_run(run_id, command or " ".join(sys.argv), __version__)
         call_ids = select_calls(store, dates, agents)

@@ -1,4 +1,4 @@
-"""The DuckDB store: opening (one writer, owner-only file), migrations, and bulk writes of whole calls.
+"""The DuckDB store: opening (one writer, owner-only file; see database.py), migrations, and bulk writes of whole calls.
 
 Every call's rows are written in one transaction, so a crash at any moment leaves either all of a call or
 none of it. Rows go in through registered Arrow tables (``INSERT INTO t BY NAME SELECT ...``), never row by row.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence
 import duckdb
 
 from . import views
+from .database import connect, explain
 from .errors import DatabaseError
 from .records import AnalysedCall, CallRecord, CallSource, Evaluation, RoleDecision, Token, Transcript
 from .schema import MIGRATIONS, SCHEMA_VERSION
@@ -49,26 +49,6 @@ def rubric_row(rubric: Rubric) -> RubricRow:
                      rubric.text)
 
 
-def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    if read_only and not path.is_file():
-        raise DatabaseError(f"no callqa database at {path} (run `callqa score` first, or pass --db)")
-    if not path.parent.is_dir():
-        raise DatabaseError(f"cannot create database {path}: folder {path.parent} does not exist")
-    old_umask = os.umask(0o077)  # the file holds call transcripts: owner-only from the first byte
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise DatabaseError(
-                f"database {path} is in use by another callqa process (only one score/rescore at a time)"
-            ) from exc
-        raise DatabaseError(f"cannot open database {path}: {str(exc).splitlines()[0]}") from exc
-    except duckdb.Error as exc:
-        raise DatabaseError(f"cannot open database {path}: {str(exc).splitlines()[0]}") from exc
-    finally:
-        os.umask(old_umask)
-
-
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_info' AND schema_name = 'main'"
@@ -79,11 +59,8 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> None:
-    """Bring the file to SCHEMA_VERSION, one migration per transaction; refuse files from a newer callqa."""
-    current = schema_version(con)
-    if current > SCHEMA_VERSION:
-        raise DatabaseError(f"database schema v{current} is newer than this callqa (v{SCHEMA_VERSION}); upgrade callqa")
+def migrate(con: duckdb.DuckDBPyConnection, current: int) -> None:
+    """Bring the file from schema version ``current`` to SCHEMA_VERSION, one migration per transaction."""
     if current == 0:
         con.execute("CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR)")
         con.execute("COMMENT ON TABLE schema_info IS 'callqa bookkeeping: the schema version of this file.'")
@@ -130,15 +107,43 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pa.Table) ->
 class Store:
     """A connection to the callqa database; the writer holds DuckDB's file lock for its lifetime."""
 
-    def __init__(self, path: Path | str | None = None, read_only: bool = False):
+    def __init__(self, path: Path | str | None = None, read_only: bool = False, must_exist: bool = False,
+                 external_access: bool = True):
+        """Open (a writer creates and migrates) the database; ``must_exist``: a writer that refuses to create one
+        (`rescore --db typo.duckdb`); ``external_access=False``: no other file or network (`callqa sql`)."""
         self.path = Path(path or DEFAULT_DB)  # the CLI reads $CALLQA_DB (--db's envvar)
         self.read_only = read_only
-        self.con = _open(self.path, read_only)
-        if read_only:
-            if schema_version(self.con) == 0:
-                raise DatabaseError(f"{self.path} is not a callqa database")
-        else:
-            migrate(self.con)
+        existing = read_only or must_exist
+        if existing and not self.path.is_file():
+            raise DatabaseError(f"no callqa database at {self.path} (run `callqa score` first, or pass --db)")
+        if not self.path.parent.is_dir():
+            raise DatabaseError(f"cannot create database {self.path}: folder {self.path.parent} does not exist")
+        self.con = connect(self.path, read_only, external_access)
+        try:
+            self._check_schema(existing)
+        except duckdb.Error as exc:
+            self.con.close()
+            raise explain(exc, self.path) from exc
+        except DatabaseError:
+            self.con.close()
+            raise
+
+    def _check_schema(self, existing: bool) -> None:
+        version = schema_version(self.con)
+        if version == 0:
+            others = [row[0] for row in self.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() LIMIT 4").fetchall()]
+            if existing or others:  # only an empty file becomes a callqa database, never someone else's
+                held = f"; it holds {', '.join(others)}" if others else ""
+                raise DatabaseError(f"{self.path} is not a callqa database (no callqa tables in it{held})")
+        if version > SCHEMA_VERSION:
+            raise DatabaseError(f"database {self.path} has schema v{version}, newer than this callqa "
+                                f"(v{SCHEMA_VERSION}): upgrade callqa to read it")
+        if not self.read_only:
+            migrate(self.con, version)
+        elif version < SCHEMA_VERSION:
+            raise DatabaseError(f"database {self.path} has schema v{version}, older than this callqa "
+                                f"(v{SCHEMA_VERSION}): run `callqa rescore --db {self.path}` once to upgrade it")
 
     def close(self) -> None:
         self.con.close()

@@ -15,6 +15,7 @@ from audio_helpers import JFK, speech, write_audio
 from callqa.audio import AudioLimits, decode, load_audio
 from callqa.config import load_config
 from callqa.errors import AudioError
+from callqa.executor import DecodeOptions
 
 
 def lying_wav(path, rate: int, samples: int = 200_000, stated_bytes: int | None = None):
@@ -32,13 +33,13 @@ def test_a_header_claiming_1_hz_is_refused_before_decoding(tmp_path):
     with pytest.raises(AudioError, match=r"sample rate 1 Hz is outside 4000-192000 Hz"):
         load_audio(path)
     with pytest.raises(AudioError, match=r"header says 200000 s; the limit is 10800 s \(max_duration_s\)"):
-        load_audio(path, limits=AudioLimits(min_sample_rate=1))
+        load_audio(path, DecodeOptions(limits=AudioLimits(min_sample_rate=1)))
 
 
 def test_file_size_limit(tmp_path):
     path = lying_wav(tmp_path / "big.wav", rate=8000)
     with pytest.raises(AudioError, match=r"the file is 0 MB; the limit is 0.1 MB \(max_file_mb\)"):
-        load_audio(path, limits=AudioLimits(max_file_mb=0.1))
+        load_audio(path, DecodeOptions(limits=AudioLimits(max_file_mb=0.1)))
 
 
 def test_decoding_stops_at_the_limit_when_the_container_states_no_duration():
@@ -53,7 +54,7 @@ def test_limits_come_from_the_config_file(tmp_path):
     limits = load_config(config).score_options().audio_limits
     assert limits == AudioLimits(max_duration_s=5, min_sample_rate=8000, score_truncated=True)
     with pytest.raises(AudioError, match="header says 11 s; the limit is 5 s"):
-        load_audio(JFK, limits=limits)
+        load_audio(JFK, DecodeOptions(limits=limits))
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_a_copy_cut_in_half_is_truncated(tmp_path, long_call, kind):
     half.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(AudioError, match=r"^truncated: header says 33\.0 s, file holds 16\.\d s$"):
         load_audio(half)
-    scored = load_audio(half, limits=AudioLimits(score_truncated=True))
+    scored = load_audio(half, DecodeOptions(limits=AudioLimits(score_truncated=True)))
     assert scored.note.startswith("truncated: header says 33.0 s, file holds 16.")
     assert scored.duration_s == pytest.approx(16.5, abs=0.2)
 

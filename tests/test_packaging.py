@@ -21,3 +21,11 @@ def test_default_rubric_is_found():
     from callqa.rubric import default_rubric_path, load_rubric
 
     assert load_rubric(default_rubric_path()).id == "clinic-helpdesk"
+
+
+def test_report_templates_are_package_data():
+    from fnmatch import fnmatch
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["callqa"]
+    templates = [p.relative_to(ROOT / "callqa").as_posix() for p in (ROOT / "callqa" / "templates").iterdir()]
+    assert templates and all(any(fnmatch(t, pattern) for pattern in patterns) for t in templates)

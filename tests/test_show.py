@@ -92,3 +92,24 @@ def test_unknown_call_exits_2_and_suggests_close_ids(db):
     result = show(db, "c-rud")
     assert result.exit_code == 2
     assert "no call 'c-rud'" in result.stderr and "closest: c-rude" in result.stderr
+
+
+def test_show_imports_no_pandas_and_export_and_report_do_not_import_each_other():
+    """callqa's own modules on the `show` path import no pandas (DuckDB's Python parameter binding still imports it
+    when it is installed: that is DuckDB's, measured, not callqa's)."""
+    import subprocess
+    import sys
+
+    script = """
+import ast, pathlib, sys
+import callqa, callqa.cli, callqa.query
+assert "pandas" not in sys.modules, "the show path imported pandas"
+root = pathlib.Path(callqa.__file__).parent
+def imports(name):
+    tree = ast.parse((root / f"{name}.py").read_text())
+    return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+assert "export" not in imports("report") and "report" not in imports("scorecards")
+assert not {"export", "report", "scorecards"} & imports("query")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

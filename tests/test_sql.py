@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from callqa.cli import app
-from callqa.errors import ReadOnlyError
-from callqa.query import run_sql
+from callqa.errors import ReadOnlyError, UsageError
+from callqa.sql_guard import check_read_only, run_sql
 from db_helpers import CallSpec, build_db
 
 
@@ -120,3 +122,71 @@ def test_json_output_and_errors(db):
 def test_table_output_counts_rows(db):
     result = sql(db, "SELECT call_id FROM calls WHERE false")
     assert result.stdout.splitlines() == ["call_id", "(0 rows)"]
+
+
+# ---------------------------------------------------------------- spellings: DuckDB's parser decides, not a regex
+
+READ_SPELLINGS = [
+    "EXPLAIN/**/SELECT 1", "EXPLAIN/**/ANALYZE/**/SELECT 1", "explain (format json) select 1",
+    "EXPLAIN (ANALYZE, FORMAT json) SELECT 1", "EXPLAIN\n-- why\nANALYSE SELECT 1", "/*x*/EXPLAIN(ANALYZE)SELECT 1",
+    "FROM calls", "VALUES (1)", "TABLE calls", "PIVOT calls ON status IN ('ok') USING count(*)",
+    "UNPIVOT (SELECT 1 a, 2 b) ON a, b INTO NAME k VALUE v", "SELECT 1;;; SELECT 2", "(SELECT 1) UNION (SELECT 2)",
+    "SELECT " + "(" * 200 + "1" + ")" * 200, "SELECT 1 " + " UNION ALL SELECT 1" * 2000,
+]
+REFUSED_SPELLINGS = [
+    "EXPLAIN/**/DELETE FROM calls", "EXPLAIN (ANALYZE) COPY calls TO '{dir}/x.csv'",
+    "EXPLAIN ANALYZE/**/INSERT INTO runs (run_id) VALUES ('x')", "explain\n--\nanalyze update calls set status = 'x'",
+    "PIVOT calls ON agent_id USING count(*)", "SELECT 1; PIVOT calls ON status", "CALL pragma_version()",
+    "PREPARE p AS SELECT 1", "SET VARIABLE x = 1", "BEGIN TRANSACTION", "DETACH DATABASE calls",
+    "CREATE MACRO m() AS 1", "EXPLAIN (FORMAT json) CHECKPOINT",
+]
+
+
+@pytest.mark.parametrize("statement", READ_SPELLINGS)
+def test_every_spelling_of_a_read_runs(db, statement):
+    before = fingerprint(db.parent)
+    result = sql(db, statement)
+    assert result.exit_code == 0, result.stderr
+    assert fingerprint(db.parent) == before
+
+
+@pytest.mark.parametrize("statement", REFUSED_SPELLINGS)
+def test_every_spelling_of_a_write_is_refused(db, statement):
+    before = fingerprint(db.parent)
+    result = sql(db, statement.format(dir=db.parent))
+    assert result.exit_code == 2 and "refused" in result.stderr, result.stderr
+    assert fingerprint(db.parent) == before
+
+
+def test_pivot_refusal_says_how_to_write_it(db):
+    assert "PIVOT t ON c IN (...)" in sql(db, "PIVOT calls ON agent_id").stderr
+
+
+PIECES = ["SELECT", "EXPLAIN", "ANALYZE", "(", ")", "FORMAT", "json", ",", ";", "/**/", "--x\n", "/*", "*/", "'", '"',
+          "FROM", "calls", "WITH", "x", "AS", "DESCRIBE", "SUMMARIZE", "SHOW", "TABLES", "PIVOT", "UNPIVOT", "ON",
+          "agent_id", "*", "?", "$1", "VALUES", "TABLE", "CALL", "PRAGMA", "IN", "'a'", "UNION", "RECURSIVE", "USING",
+          "count(*)", "SET", "VARIABLE", "COPY", "TO", "ATTACH", "INSTALL", "LOAD", "DELETE", "INSERT", "INTO",
+          "CREATE", "DROP", "CHECKPOINT", "EXPORT", "DATABASE", "1", "query('DELETE FROM calls')", "getvariable('x')"]
+SQL_TEXT = st.one_of(st.lists(st.sampled_from(PIECES), max_size=14).map(" ".join), st.text(max_size=40))
+
+
+@given(SQL_TEXT)
+@settings(max_examples=400, deadline=None)
+def test_guard_fuzzed_refuses_or_parses_and_never_crashes(statement):
+    try:
+        statements = check_read_only(statement)
+    except (ReadOnlyError, UsageError) as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert statements and all(s.type.name in ("SELECT", "EXPLAIN") for s in statements)
+
+
+@given(SQL_TEXT)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_guard_fuzzed_runs_what_passes_without_changing_a_file(db, statement):
+    before = fingerprint(db.parent)
+    try:
+        run_sql(db, statement, timeout_s=5)
+    except (ReadOnlyError, UsageError):
+        pass
+    assert fingerprint(db.parent) == before

@@ -1,5 +1,6 @@
 """The DuckDB file: schema contract, migrations, owner-only mode, one writer, atomic per-call writes."""
 
+import os
 import stat
 import subprocess
 import sys
@@ -63,12 +64,13 @@ def test_saving_a_call_twice_replaces_it(tmp_path):
     assert rows == [("c1", "still not audio", "r2", "billing")]
 
 
-def test_second_writer_gets_a_clear_error(tmp_path):
+def test_second_writer_gets_a_clear_error_naming_the_holder(tmp_path):
     db = tmp_path / "q.duckdb"
-    with Store(db):
+    with Store(db):  # held by this Python process (pytest), not by callqa's CLI
         code = f"from callqa.store import Store\nStore({str(db)!r})"
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode != 0 and "in use by another callqa process" in result.stderr
+    assert result.returncode != 0
+    assert f"is in use by a Python process (pandas, a notebook or a script) (PID {os.getpid()}:" in result.stderr
 
 
 def test_unusable_paths(tmp_path):
@@ -77,5 +79,5 @@ def test_unusable_paths(tmp_path):
     with pytest.raises(DatabaseError, match="no callqa database"):
         Store(tmp_path / "absent.duckdb", read_only=True)
     (tmp_path / "junk.duckdb").write_text("not a database")
-    with pytest.raises(DatabaseError, match="cannot open"):
+    with pytest.raises(DatabaseError, match="is not a callqa database"):
         Store(tmp_path / "junk.duckdb")
