@@ -86,10 +86,10 @@ class Scorer:
         call, docs = analysis.call, analysis.docs
         if self.redactor is None:
             return call, tuple(evaluate(call, r.compiled, docs) for r in self.rubrics)
-        spans = self.redactor.find_call([u.text for u in transcript.utterances], docs)
+        spans = self.redactor.find_utterances(transcript.utterances, docs)
         display = phi_display(call.tokens, transcript.utterances, spans)
         evaluations = tuple(evaluate(call, r.compiled, docs, display=display) for r in self.rubrics)
-        return self.redactor.redact_analysed(call, docs), evaluations
+        return self.redactor.redact_analysed(call, docs, spans), evaluations
 
     def rescore(self, store: Store, call_ids: Sequence[str], run_id: str,
                 only: Collection[str] | None = None) -> int:

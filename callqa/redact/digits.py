@@ -150,18 +150,25 @@ def _label_for_digits(digits: int, context: str | None) -> str | None:
     return "ID" if digits >= 7 else None
 
 
-def find_digit_sequences(text: str) -> list[PhiSpan]:
-    """Phone, card, SSN, member/record ids and ZIP codes, written as digits or spoken as words.
-
-    A full date ends a run: "10/14/1988, 555-301-7722" is a date and a phone, not an 18-digit card.
-    """
+def _runs(text: str) -> tuple[list[_Tok], list[list[_Element]]]:
+    """The tokens of ``text`` and its number runs, trimmed. A full date ends a run: "10/14/1988, 555-301-7722"
+    is a date and a phone, not an 18-digit card."""
     dates = [m.span() for m in DATE.finditer(text) if has_year(m)]
     toks = [t._replace(low="<date>") if any(a <= t.start < b for a, b in dates) else t for t in _tokens(text)]
+    return toks, [run for run in (_trim_run(toks, r) for r in _number_runs(toks)) if run]
+
+
+def number_runs_in(text: str) -> list[tuple[int, int, int]]:
+    """(start, end, digits) of every run of digits or number words in ``text``, whatever it is."""
+    toks, runs = _runs(text)
+    return [(toks[r[0].first].start, toks[r[-1].last].end, sum(e.digits for e in r)) for r in runs]
+
+
+def find_digit_sequences(text: str) -> list[PhiSpan]:
+    """Phone, card, SSN, member/record ids and ZIP codes, written as digits or spoken as words."""
+    toks, runs = _runs(text)
     spans = []
-    for run in _number_runs(toks):
-        run = _trim_run(toks, run)
-        if not run:
-            continue
+    for run in runs:
         label = _label_for_digits(sum(e.digits for e in run), _context_label(toks, run[0].first))
         if label is not None:
             spans.append(PhiSpan(toks[run[0].first].start, toks[run[-1].last].end, label, "spoken_digits"))

@@ -17,12 +17,18 @@ from .digits import find_digit_sequences
 from .emails import find_spoken_emails
 from .merge import allow_list_pattern, kept_spans
 from .names import find_cued_names, find_spelled_names
+from .conversation import Turn, find_in_conversation
+from .organisations import not_organisations, org_ranges
 from .presidio_engine import build_analyzer, presidio_spans
 from .replace import redact_tokens, redact_utterance, replace_spans
 from .spans import PhiSpan
 from .vocabulary import NOT_NAMES
 
 log = logging.getLogger("callqa")
+
+
+def turns_of(utterances: Sequence[Utterance]) -> list[Turn]:
+    return [Turn(u.speaker, u.start, u.end, u.text) for u in utterances]
 
 # Our own recognizers for what people say on the phone, run on every text beside Presidio.
 OWN_RECOGNIZERS = (find_digit_sequences, find_dates, find_spelled_names, find_cued_names, find_addresses,
@@ -48,31 +54,45 @@ class Redactor:
     def _find_in_doc(self, doc: Doc) -> list[PhiSpan]:
         text = doc.text
         found = presidio_spans(self._analyzer, doc) + [s for find in OWN_RECOGNIZERS for s in find(text)]
-        return kept_spans(text, found, self._allow)
+        return kept_spans(text, not_organisations(text, found, org_ranges(doc)), self._allow)
 
-    def find_call(self, texts: Sequence[str], docs: Sequence[Doc | None] | None = None) -> list[list[PhiSpan]]:
-        """``find_many`` over the utterances of one call, plus every other mention of a name found once.
+    def find_call(self, texts: Sequence[str], docs: Sequence[Doc | None] | None = None,
+                  turns: Sequence[Turn] | None = None) -> list[list[PhiSpan]]:
+        """``find_many`` over the utterances of one call, plus what only the conversation shows.
 
-        "my name is michael brown" is caught by its cue; the agent's later "thanks, michael" has none.
+        ``turns``: who spoke each text and when (``conversation.Turn``), for values given over several
+        utterances and read back; without them the texts count as one speaker's consecutive turns.
+        A name found once counts everywhere: "my name is michael brown" is caught by its cue, the agent's
+        later "thanks, michael" has none.
         """
-        all_spans = self.find_many(texts, docs)
+        if turns is None:
+            turns = [Turn("unknown", float(i), float(i), text) for i, text in enumerate(texts)]
+        if [t.text for t in turns] != list(texts):
+            raise ValueError("turns do not hold the texts")
+        docs = self._docs(texts, docs)
+        per_text = [self._find_in_doc(doc) for doc in docs]
+        in_call = find_in_conversation(turns)
         names = {
             word.lower()
-            for text, spans in zip(texts, all_spans)
+            for text, spans in zip(texts, per_text)
             for span in spans
             if span.label == "NAME"
             for word in re.findall(r"[A-Za-z][A-Za-z'-]+", text[span.start : span.end])
             if word.lower() not in NOT_NAMES
         }
-        if not names:
-            return all_spans
-        echo = re.compile(rf"(?<![\w'])(?:{'|'.join(map(re.escape, names))})(?![\w'])", re.IGNORECASE)
-        return [
-            kept_spans(
-                text, [*spans, *(PhiSpan(m.start(), m.end(), "NAME", "call_name") for m in echo.finditer(text))], self._allow
-            )
-            for text, spans in zip(texts, all_spans)
-        ]
+        echo = re.compile(rf"(?<![\w'])(?:{'|'.join(map(re.escape, names))})(?![\w'])", re.IGNORECASE) if names else None
+        out = []
+        for text, doc, spans, extra in zip(texts, docs, per_text, in_call):
+            if echo is not None:
+                extra = extra + [PhiSpan(m.start(), m.end(), "NAME", "call_name") for m in echo.finditer(text)]
+            out.append(kept_spans(text, [*spans, *not_organisations(text, extra, org_ranges(doc))], self._allow)
+                       if extra else spans)
+        return out
+
+    def find_utterances(self, utterances: Sequence[Utterance],
+                        docs: Sequence[Doc | None] | None = None) -> list[list[PhiSpan]]:
+        """``find_call`` on a call's utterances, with their speakers and times."""
+        return self.find_call([u.text for u in utterances], docs, turns_of(utterances))
 
     def find(self, text: str, doc: Doc | None = None) -> list[PhiSpan]:
         """PHI spans in ``text``, sorted and non-overlapping. ``doc``: a spaCy Doc of exactly this text."""
@@ -80,6 +100,9 @@ class Redactor:
 
     def find_many(self, texts: Sequence[str], docs: Sequence[Doc | None] | None = None) -> list[list[PhiSpan]]:
         """Batched ``find``: texts without a precomputed Doc are parsed together with ``nlp.pipe``."""
+        return [self._find_in_doc(doc) for doc in self._docs(texts, docs)]
+
+    def _docs(self, texts: Sequence[str], docs: Sequence[Doc | None] | None) -> list[Doc]:
         docs = list(docs) if docs is not None else [None] * len(texts)
         if len(docs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(docs)} docs")
@@ -89,7 +112,7 @@ class Redactor:
         missing = [i for i, doc in enumerate(docs) if doc is None]
         for i, doc in zip(missing, self.nlp.pipe((texts[i] for i in missing), disable=self._disable)):
             docs[i] = doc
-        return [self._find_in_doc(cast(Doc, doc)) for doc in docs]  # every None was parsed just above
+        return [cast(Doc, doc) for doc in docs]  # every None was parsed just above
 
     # -- replacement
     def redact_text(self, text: str, doc: Doc | None = None) -> str:
@@ -102,15 +125,17 @@ class Redactor:
         """
         return transcript._replace(utterances=self._redact_utterances(transcript.utterances, docs))
 
-    def redact_analysed(self, analysed: AnalysedCall, docs: Sequence[Doc | None] | None = None) -> AnalysedCall:
+    def redact_analysed(self, analysed: AnalysedCall, docs: Sequence[Doc | None] | None = None,
+                        spans: Sequence[Sequence[PhiSpan]] | None = None) -> AnalysedCall:
         """Redacted copy whose tokens read exactly like the redacted utterance text.
 
         The tokens that overlap one PHI span are merged into one token (text, lemma and norm: the
         placeholder), the way spaCy's retokenizer merges, so no token count or digit leaks the value;
-        ``idx``/``head`` are renumbered within the utterance.
+        ``idx``/``head`` are renumbered within the utterance. ``spans``: what ``find_utterances`` already
+        found in this call (scoring needs them first, for its evidence quotes), else found here.
         """
         utterances = analysed.transcript.utterances
-        all_spans = self.find_call([u.text for u in utterances], docs)
+        all_spans = [list(s) for s in spans] if spans is not None else self.find_utterances(utterances, docs)
         spans_by_seq = {u.seq: s for u, s in zip(utterances, all_spans)}
         tokens_by_seq: dict[int, list[Token]] = {}
         for token in analysed.tokens:
@@ -135,7 +160,7 @@ class Redactor:
         all_spans: list[list[PhiSpan]] | None = None,
     ) -> tuple[Utterance, ...]:
         if all_spans is None:
-            all_spans = self.find_call([u.text for u in utterances], docs)
+            all_spans = self.find_utterances(utterances, docs)
         redacted = []
         for utterance, spans in zip(utterances, all_spans):
             word_spans = spans
