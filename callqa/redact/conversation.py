@@ -44,14 +44,6 @@ _CUES = (
 )
 _CUE = re.compile("|".join(f"(?P<{kind}{i}>{pattern})" for i, (kind, pattern) in enumerate(_CUES)), re.IGNORECASE)
 
-# What a number run is when it is not an identifier: money, clock times, durations, counts.
-_NOT_AN_ID_AFTER = re.compile(
-    r"\s*(?:dollars?|bucks|cents?|percent|%|a\.?\s?m\b|p\.?\s?m\b|o'?clock|seconds?|minutes?|hours?|days?|"
-    r"business|weeks?|months?|years?|times?|moments?|milligrams?|mg\b|pills?|tablets?|refills?|of\s+them)",
-    re.IGNORECASE,
-)
-_NOT_AN_ID_BEFORE = re.compile(r"(?:\$|\bat|\bby|\buntil|\bfrom|\bbetween|\bin)\s*$", re.IGNORECASE)
-
 # An utterance that keeps a window open although it holds no value.
 _FILLER = re.compile(
     r"^(?:(?:okay|ok|yes|yeah|yep|uh|um|uhm|hmm|mm|mhm|hmm|right|alright|sure|sorry|pardon|great|perfect|"
@@ -98,15 +90,15 @@ def _cues(text: str) -> list[tuple[int, str]]:
 
 
 def _value_runs(text: str, start: int = 0) -> list[tuple[int, int, int]]:
-    """Number runs in ``text[start:]`` that are not amounts, times or durations."""
-    runs = []
-    for a, b, digits in number_runs_in(text):
-        if a < start:
-            continue
-        if _NOT_AN_ID_AFTER.match(text, b) or _NOT_AN_ID_BEFORE.search(text, 0, a):
-            continue
-        runs.append((a, b, digits))
-    return runs
+    """Number runs in ``text[start:]`` that may be a value's piece: not a quantity ("one hundred dollars",
+    "three to five business days"), and two digits or more unless the run is all the utterance says."""
+    runs = [r for r in number_runs_in(text) if r[0] >= start]
+    alone = len(runs) == 1 and not _words_besides(text, runs[0])
+    return [r for r in runs if r[2] >= 2 or (alone and r[2] >= 1)]
+
+
+def _words_besides(text: str, run: tuple[int, int, int]) -> bool:
+    return bool(re.sub(r"[\W_]+", "", text[: run[0]] + text[run[1]:]))
 
 
 def _address_parts(text: str, start: int, after_street: bool) -> tuple[list[tuple[int, int]], bool]:
@@ -186,7 +178,7 @@ def _join_split_numbers(turns: Sequence[Turn], out: list[list[PhiSpan]]) -> None
 
     for i, turn in enumerate(turns):
         runs = _value_runs(turn.text)
-        only_number = len(runs) == 1 and not re.sub(r"[\W_]+", "", turn.text[: runs[0][0]] + turn.text[runs[0][1]:])
+        only_number = len(runs) == 1 and not _words_besides(turn.text, runs[0])
         if only_number:
             same = group and turns[group[-1][0]].speaker == turn.speaker and turn.start - turns[group[-1][0]].end <= GAP_S
             if not same:

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from .dates import DATE, has_year
 from .spans import PhiSpan
-from .vocabulary import COMMON_INITIALISMS, DIGIT_WORDS, TEENS, TENS, UNITS
+from .vocabulary import COMMON_INITIALISMS, DIGIT_WORDS, NUMBER_WORD, TEENS, TENS, UNITS
 
 # Context words, searched backwards from a number: the nearest one decides what the number is.
 _CONTEXT_LABEL = {
@@ -158,10 +158,24 @@ def _runs(text: str) -> tuple[list[_Tok], list[list[_Element]]]:
     return toks, [run for run in (_trim_run(toks, r) for r in _number_runs(toks)) if run]
 
 
+# What a number run is when it is not an identifier: money, clock times, durations, doses, counts.
+_NOT_AN_ID_AFTER = re.compile(
+    rf"(?:\s+and\s+(?:{NUMBER_WORD}|\d+)(?:[\s-]+(?:{NUMBER_WORD}))*)?\s*(?:dollars?|bucks|cents?|percent|%|"
+    r"a\.?\s?m\b|p\.?\s?m\b|o'?clock|seconds?|minutes?|hours?|days?|business|weeks?|months?|years?|times?|"
+    r"moments?|milligrams?|mg\b|pills?|tablets?|refills?|of\s+them)",
+    re.IGNORECASE,
+)
+
+
+def is_quantity(text: str, start: int, end: int) -> bool:
+    return _NOT_AN_ID_AFTER.match(text, end) is not None or text[:start].rstrip().endswith("$")
+
+
 def number_runs_in(text: str) -> list[tuple[int, int, int]]:
-    """(start, end, digits) of every run of digits or number words in ``text``, whatever it is."""
+    """(start, end, digits) of every run of digits or number words in ``text`` that is not a quantity."""
     toks, runs = _runs(text)
-    return [(toks[r[0].first].start, toks[r[-1].last].end, sum(e.digits for e in r)) for r in runs]
+    spans = [(toks[r[0].first].start, toks[r[-1].last].end, sum(e.digits for e in r)) for r in runs]
+    return [s for s in spans if not is_quantity(text, s[0], s[1])]
 
 
 def find_digit_sequences(text: str) -> list[PhiSpan]:
@@ -170,6 +184,7 @@ def find_digit_sequences(text: str) -> list[PhiSpan]:
     spans = []
     for run in runs:
         label = _label_for_digits(sum(e.digits for e in run), _context_label(toks, run[0].first))
-        if label is not None:
-            spans.append(PhiSpan(toks[run[0].first].start, toks[run[-1].last].end, label, "spoken_digits"))
+        start, end = toks[run[0].first].start, toks[run[-1].last].end
+        if label is not None and not is_quantity(text, start, end):
+            spans.append(PhiSpan(start, end, label, "spoken_digits"))
     return spans

@@ -43,6 +43,11 @@ _NAME_WORD = r"[A-Za-z][A-Za-z'-]*"
 _STRONG_NAME_CUE = re.compile(
     r"\b(?:(?:first|last|full|middle|maiden|sur)\s*name|name)(?:\s+is|'s)?\s*[,:]?\s+", re.IGNORECASE
 )
+# A self-introduction opening the utterance ("hi this is patricia johns and ...") names the speaker in any case.
+_INTRO_CUE = re.compile(
+    r"(?:^|(?<![\w'])(?:hi|hello|hey|yes|yeah|morning|afternoon|evening)[\s,.!]+)(?:(?:um|uh)[\s,]+)?this\s+is\s+",
+    re.IGNORECASE,
+)
 # After these cues only Capitalised words count.
 _WEAK_NAME_CUE = re.compile(
     r"\b(?:this\s+is|i'm|i\s+am|he's|she's|he\s+is|she\s+is"
@@ -76,7 +81,7 @@ def _name_words_after(text: str, pos: int, capitalised_only: bool) -> tuple[int,
 
 def find_cued_names(text: str) -> list[PhiSpan]:
     spans = []
-    for cue, capitalised_only in ((_STRONG_NAME_CUE, False), (_WEAK_NAME_CUE, True)):
+    for cue, capitalised_only in ((_STRONG_NAME_CUE, False), (_INTRO_CUE, False), (_WEAK_NAME_CUE, True)):
         for m in cue.finditer(text):
             found = _name_words_after(text, m.end(), capitalised_only)
             if found is not None:
