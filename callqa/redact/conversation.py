@@ -44,6 +44,8 @@ _CUES = (
 )
 _CUE = re.compile("|".join(f"(?P<{kind}{i}>{pattern})" for i, (kind, pattern) in enumerate(_CUES)), re.IGNORECASE)
 
+_CLOCK_TIME = re.compile(r"\b(?:at|by|until|till|around)\s*$", re.IGNORECASE)  # "Monday at nine fifteen"
+
 # An utterance that keeps a window open although it holds no value.
 _FILLER = re.compile(
     r"^(?:(?:okay|ok|yes|yeah|yep|uh|um|uhm|hmm|mm|mhm|hmm|right|alright|sure|sorry|pardon|great|perfect|"
@@ -156,7 +158,8 @@ def find_in_conversation(turns: Sequence[Turn]) -> list[list[PhiSpan]]:
                 parts, ends_with_street = _address_parts(piece, start, street_open)
                 street_open = ends_with_street or (street_open and not parts)
             else:
-                parts = [(a, b) for a, b, _ in _value_runs(piece, start)]
+                parts = [(a, b) for a, b, _ in _value_runs(piece, start)
+                         if not (kind == "DOB" and _CLOCK_TIME.search(piece, 0, a))]
             out[i] += [PhiSpan(a, b, kind, "conversation") for a, b in parts]
         if window is not None and (segments or cues):
             last_time = turn.end

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -171,11 +172,12 @@ def is_quantity(text: str, start: int, end: int) -> bool:
     return _NOT_AN_ID_AFTER.match(text, end) is not None or text[:start].rstrip().endswith("$")
 
 
-def number_runs_in(text: str) -> list[tuple[int, int, int]]:
+@functools.lru_cache(maxsize=64)  # the conversation pass asks again for the utterances of a window
+def number_runs_in(text: str) -> tuple[tuple[int, int, int], ...]:
     """(start, end, digits) of every run of digits or number words in ``text`` that is not a quantity."""
     toks, runs = _runs(text)
     spans = [(toks[r[0].first].start, toks[r[-1].last].end, sum(e.digits for e in r)) for r in runs]
-    return [s for s in spans if not is_quantity(text, s[0], s[1])]
+    return tuple(s for s in spans if not is_quantity(text, s[0], s[1]))
 
 
 def find_digit_sequences(text: str) -> list[PhiSpan]:

@@ -30,9 +30,12 @@ log = logging.getLogger("callqa")
 def turns_of(utterances: Sequence[Utterance]) -> list[Turn]:
     return [Turn(u.speaker, u.start, u.end, u.text) for u in utterances]
 
-# Our own recognizers for what people say on the phone, run on every text beside Presidio.
+# Our own recognizers for what people say on the phone, registered in Presidio's registry beside its own.
 OWN_RECOGNIZERS = (find_digit_sequences, find_dates, find_spelled_names, find_cued_names, find_addresses,
                    find_spoken_emails)  # fmt: skip
+_OWN_LABELS = {find_digit_sequences: ("PHONE", "ID", "CARD", "ADDRESS", "DOB"), find_dates: ("DOB",),
+               find_spelled_names: ("NAME",), find_cued_names: ("NAME",), find_addresses: ("ADDRESS",),
+               find_spoken_emails: ("EMAIL",)}  # fmt: skip
 
 
 class Redactor:
@@ -45,7 +48,7 @@ class Redactor:
 
     def __init__(self, nlp: Language, allow_list: Sequence[str] = ()):
         self.nlp = nlp
-        self._analyzer = build_analyzer(nlp)
+        self._analyzer = build_analyzer(nlp, [(f.__name__, f, _OWN_LABELS[f]) for f in OWN_RECOGNIZERS])
         self._allow = allow_list_pattern(allow_list)
         # The analysis stage parses with the full pipeline; our own parse only needs NER and lemmas.
         self._disable = [name for name in ("parser",) if name in nlp.pipe_names]
@@ -53,7 +56,7 @@ class Redactor:
     # -- detection
     def _find_in_doc(self, doc: Doc) -> list[PhiSpan]:
         text = doc.text
-        found = presidio_spans(self._analyzer, doc) + [s for find in OWN_RECOGNIZERS for s in find(text)]
+        found = presidio_spans(self._analyzer, doc)
         return kept_spans(text, not_organisations(text, found, org_ranges(doc)), self._allow)
 
     def find_call(self, texts: Sequence[str], docs: Sequence[Doc | None] | None = None,
