@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import UsageError
 from .ingest import DEFAULT_NAME_PATTERN
@@ -31,6 +31,13 @@ class Config(BaseModel):
     workers: int = Field(AsrSettings().workers, ge=0)
     redact: bool = True
     allow_list: list[str] = Field(default_factory=list, description="Names kept by redaction: clinic, agents.")
+    organisation: list[str] = Field(default_factory=list,
+                                    description="The clinic's (or company's) own names, kept readable by redaction.")
+
+    @field_validator("organisation", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
     def score_options(self, *, no_redact: bool = False, rubrics: list[Path] | None = None, **cli) -> ScoreOptions:
         """Merge command-line values (None: not given) over this config."""
@@ -46,7 +53,7 @@ class Config(BaseModel):
         return ScoreOptions(
             db=merged["db"], rubrics=tuple(merged["rubrics"]), manifest=merged["manifest"],
             name_pattern=merged["name_pattern"], agent_channel=merged["agent_channel"], asr=asr,
-            redact=merged["redact"] and not no_redact, allow_list=tuple(merged["allow_list"]),
+            redact=merged["redact"] and not no_redact, allow_list=(*merged["allow_list"], *merged["organisation"]),
         )
 
 

@@ -24,6 +24,7 @@ from .nlp import load_nlp
 from .phrases import CompiledRubric, compile_rubric
 from .records import AnalysedCall, Evaluation, MetricValue, Token, Transcript, Utterance
 from .redact import PhiSpan, Redactor, placeholder
+from .redact.organisations import names_organisation
 from .rubric import Rubric, load_rubrics
 from .score import evaluate
 from .store import Store, transaction
@@ -59,6 +60,18 @@ def phi_display(tokens: Sequence[Token], utterances: Sequence[Utterance],
     return display
 
 
+def rubric_phrases(rubrics: Iterable[Rubric]) -> list[str]:
+    """The rubrics' phrases that name an organisation ("thank you for calling Riverside Clinic"): kept readable
+    where they are said. Other phrases are not: a rubric may quote what a caller says, PHI included."""
+    phrases = []
+    for rubric in rubrics:
+        for _, criterion in rubric.criteria():
+            for match in (criterion.match, criterion.na_unless and criterion.na_unless.match):
+                if match is not None:
+                    phrases += [p for p in match.phrases() if names_organisation(p)]
+    return phrases
+
+
 class Scorer:
     """Holds the spaCy pipeline, the compiled rubrics and the redactor, each loaded once per process."""
 
@@ -75,7 +88,9 @@ class Scorer:
     def from_rubrics(cls, rubrics: Iterable[Rubric], redact: bool = True, allow_list: Sequence[str] = ()) -> "Scorer":
         nlp = load_nlp()
         loaded = [LoadedRubric(rubric, compile_rubric(rubric, nlp)) for rubric in rubrics]
-        return cls(loaded, Redactor(nlp, allow_list=tuple(allow_list)) if redact else None)
+        if not redact:
+            return cls(loaded, None)
+        return cls(loaded, Redactor(nlp, allow_list=(*allow_list, *rubric_phrases(r.rubric for r in loaded))))
 
     def save_rubrics(self, store: Store) -> None:
         store.save_rubrics(loaded.rubric for loaded in self.rubrics)

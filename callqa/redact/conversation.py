@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from .addresses import STATE_NAMES, STREET_SUFFIX
+from .dates import DATE
 from .digits import number_runs_in
 from .spans import PhiSpan
 
@@ -123,7 +124,7 @@ def _address_parts(text: str, start: int, after_street: bool) -> tuple[list[tupl
 
 
 def _holds_value(kind: str, text: str, start: int) -> bool:
-    if _value_runs(text, start):
+    if _value_runs(text, start) or kind == "DOB" and DATE.search(text, start):
         return True
     return kind == "ADDRESS" and (bool(_STREET.search(text, start)) or bool(_STATE.search(text, start))
                                   or bool(_CITY.fullmatch(text[start:].strip(" ,.?!"))))
@@ -157,9 +158,11 @@ def find_in_conversation(turns: Sequence[Turn]) -> list[list[PhiSpan]]:
             if kind == "ADDRESS":
                 parts, ends_with_street = _address_parts(piece, start, street_open)
                 street_open = ends_with_street or (street_open and not parts)
+            elif kind == "DOB":  # "march fourth" / "nineteen eighty two": any date, or year, said in the window
+                parts = [m.span() for m in DATE.finditer(piece, start)]
+                parts += [(a, b) for a, b, _ in _value_runs(piece, start) if not _CLOCK_TIME.search(piece, 0, a)]
             else:
-                parts = [(a, b) for a, b, _ in _value_runs(piece, start)
-                         if not (kind == "DOB" and _CLOCK_TIME.search(piece, 0, a))]
+                parts = [(a, b) for a, b, _ in _value_runs(piece, start)]
             out[i] += [PhiSpan(a, b, kind, "conversation") for a, b in parts]
         if window is not None and (segments or cues):
             last_time = turn.end
@@ -187,6 +190,6 @@ def _join_split_numbers(turns: Sequence[Turn], out: list[list[PhiSpan]]) -> None
             if not same:
                 flush()
             group.append((i, runs[0][:2], runs[0][2]))
-        elif group and turn.speaker == turns[group[-1][0]].speaker:
-            flush()
+        elif group and (turn.speaker == turns[group[-1][0]].speaker or not _FILLER.match(turn.text.strip())):
+            flush()  # the speaker moved on, or the other one said more than "mm-hmm"
     flush()

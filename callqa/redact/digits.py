@@ -33,6 +33,9 @@ _CONTEXT_WINDOW = 10  # word tokens looked back for a context word
 _TOKEN = re.compile(r"(?=[\w.-]*\d)[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)+|[A-Za-z0-9]+(?:'[A-Za-z]+)?|[^\sA-Za-z0-9]")
 
 
+_DIGITS_AND_DASHES = re.compile(r"\d+(?:[-.]\d+)+")
+
+
 class _Tok(NamedTuple):
     start: int
     end: int
@@ -72,6 +75,8 @@ def _number_element(toks: list[_Tok], i: int, in_run: bool) -> tuple[int, int, i
         return None
     if tok.text.isdigit():
         return 1, len(tok.text), 0
+    if _DIGITS_AND_DASHES.fullmatch(tok.text):  # Whisper's "0-6", "421-1"
+        return 1, sum(c.isdigit() for c in tok.text), 0
     if any(c.isdigit() for c in tok.text) and sum(c.isalnum() for c in tok.text) >= 4:
         return 1, sum(c.isdigit() for c in tok.text), sum(c.isalpha() for c in tok.text)
     if tok.low in DIGIT_WORDS:

@@ -25,6 +25,13 @@ _ORG_AFTER = re.compile(rf"[\s,]*(?:{_ORG_WORDS})(?![\w'])", re.IGNORECASE)
 _ORG_LAST_WORD = re.compile(rf"(?<![\w'])(?:{_ORG_WORDS})$", re.IGNORECASE)
 
 
+_ORG_WORD = re.compile(rf"(?<![\w'])(?:{_ORG_WORDS})(?![\w'])", re.IGNORECASE)
+
+
+def names_organisation(phrase: str) -> bool:
+    return _ORG_WORD.search(phrase) is not None
+
+
 def org_ranges(doc: Doc | None) -> list[tuple[int, int]]:
     return [] if doc is None else [(e.start_char, e.end_char) for e in doc.ents if e.label_ == "ORG"]
 
