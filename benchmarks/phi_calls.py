@@ -6,6 +6,9 @@ appear in the cleaned human transcript). Audio and ASR output are cached outside
 ``$CALLQA_PHI_CACHE``): rendering 30 calls and transcribing them takes minutes of CPU, so it runs once and the
 benchmark reuses it; a cached transcript is reused only for the same audio bytes and ASR model.
 
+``python benchmarks/phi_calls.py`` renders and transcribes what is not cached; ``--test-call`` renders the short
+call tests/test_redact_conversation.py transcribes (tests/data/phi/split_values.wav, from its .yaml).
+
 Rendering uses the sample corpus' tooling (sample_calls/generate.py: the Piper voice as two speakers, the
 telephone line, u-law stereo WAV, agent left): each segment is placed at its own start time, later when the
 synthetic voice runs longer than the person did, so Whisper's segmentation, not the corpus', splits values.
@@ -84,32 +87,42 @@ def audio_path(sid: str) -> Path:
     return CACHE / f"{sid}.wav"
 
 
+def _generate():
+    sys.path.insert(0, str(ROOT / "sample_calls"))
+    import generate  # the sample corpus' tooling: Piper voices, telephone line, writer
+
+    return generate
+
+
+def render_call(voices, segments: list[Segment], path: Path, call_id: str) -> None:
+    """One call as a u-law stereo WAV (agent left), each segment at its start time or later."""
+    generate = _generate()
+    script = {"call_id": call_id, "format": "wav-ulaw-stereo"}
+    rate = generate.FORMATS[script["format"]].rate
+    placed, delay, last_end = [], 0.0, {"agent": 0.0, "customer": 0.0}
+    for seg in segments:
+        voice = VOICES[seg.speaker]
+        audio = voices.speak(seg.text, voice["pitch"], voice["tempo"], rate)
+        start = seg.start + delay
+        if start < last_end[seg.speaker] + MIN_GAP_S:
+            delay += last_end[seg.speaker] + MIN_GAP_S - start
+            start = seg.start + delay
+        placed.append(generate.Placed(seg.speaker, seg.text, round(start * rate) / rate, audio))
+        last_end[seg.speaker] = placed[-1].end(rate)
+    tmp = path.with_suffix(".tmp.wav")
+    generate.write_audio(tmp, generate.render(script, placed, rate), script["format"])
+    tmp.replace(path)
+
+
 def render_missing(calls: dict[str, list[Segment]]) -> list[str]:
     """Render the calls whose audio is not cached yet; returns their sids."""
     missing = [sid for sid in calls if not audio_path(sid).exists()]
     if not missing:
         return []
-    sys.path.insert(0, str(ROOT / "sample_calls"))
-    import generate  # the sample corpus' tooling: Piper voices, telephone line, writer
-
     CACHE.mkdir(parents=True, exist_ok=True)
-    voices = generate.Voices()
+    voices = _generate().Voices()
     for sid in missing:
-        script = {"call_id": sid, "format": "wav-ulaw-stereo"}
-        rate = generate.FORMATS[script["format"]].rate
-        placed, delay, last_end = [], 0.0, {"agent": 0.0, "customer": 0.0}
-        for seg in calls[sid]:
-            voice = VOICES[seg.speaker]
-            audio = voices.speak(seg.text, voice["pitch"], voice["tempo"], rate)
-            start = seg.start + delay
-            if start < last_end[seg.speaker] + MIN_GAP_S:
-                delay += last_end[seg.speaker] + MIN_GAP_S - start
-                start = seg.start + delay
-            placed.append(generate.Placed(seg.speaker, seg.text, round(start * rate) / rate, audio))
-            last_end[seg.speaker] = placed[-1].end(rate)
-        tmp = audio_path(sid).with_suffix(".tmp.wav")
-        generate.write_audio(tmp, generate.render(script, placed, rate), script["format"])
-        tmp.replace(audio_path(sid))
+        render_call(voices, calls[sid], audio_path(sid), sid)
         print(f"rendered {sid}", file=sys.stderr)
     return missing
 
@@ -199,7 +212,22 @@ def asr_gold(segments: list[Segment], transcript) -> list[tuple[tuple[int, int, 
     return [tuple((a, b, lab) for a, b, lab, _ in sorted(spans)) for spans in gold]
 
 
+TEST_CALL = ROOT / "tests" / "data" / "phi" / "split_values.yaml"
+
+
+def render_test_call() -> Path:
+    """tests/data/phi/split_values.wav from its script (the one rendered call the tests transcribe)."""
+    script = yaml.safe_load(TEST_CALL.read_text(encoding="utf-8"))
+    segments = [Segment(i, t["speaker"], float(t["start"]), t["text"], ()) for i, t in enumerate(script["turns"])]
+    out = TEST_CALL.with_suffix(".wav")
+    render_call(_generate().Voices(), segments, out, "split-values")
+    return out
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--test-call"]:
+        print(render_test_call())
+        return 0
     calls = load_calls()
     render_missing(calls)
     transcripts(calls)
