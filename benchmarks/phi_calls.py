@@ -170,6 +170,17 @@ def _norm(word: str) -> str:
     return word.lower().replace("'", "")
 
 
+_DIGIT_OF = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())} | {w: str(20 + 10 * i) for i, w in enumerate(
+    "twenty thirty forty fifty sixty seventy eighty ninety".split())} | {"oh": "0"}
+
+
+def _as_digits(word: str) -> str:
+    """"nine" and "9" compare equal when a spoken reference is aligned to Whisper's digits."""
+    return _DIGIT_OF.get(word, word)
+
+
 def asr_gold(segments: list[Segment], transcript) -> list[tuple[tuple[int, int, str], ...]]:
     """Gold spans per utterance of ``transcript``: ASR words aligned to labelled reference words.
 
@@ -195,11 +206,26 @@ def asr_gold(segments: list[Segment], transcript) -> list[tuple[tuple[int, int, 
                 for i in range(a1 - a0):
                     if ref[a0 + i][1] is not None:
                         tags[b0 + i] = (ref[a0 + i][1], ref[a0 + i][2])
-            elif op == "replace":
-                labelled = [(r[1], r[2]) for r in ref[a0:a1] if r[1] is not None]
+            elif op == "replace":  # a misrecognised word of a value is still the value: the likeliest ref word
                 for i in range(b0, b1):
-                    if labelled:  # a misrecognised value is still the value
-                        tags[i] = labelled[min(len(labelled) - 1, (i - b0) * len(labelled) // (b1 - b0))]
+                    word = _as_digits(_norm(hyp[i][1].group()))
+                    where = (i - b0 + 0.5) / (b1 - b0)
+
+                    def likeness(k: int) -> float:  # spelling first, then the place in the block
+                        return (difflib.SequenceMatcher(None, _as_digits(ref[k][0]), word).ratio()
+                                - 0.2 * abs((k - a0 + 0.5) / (a1 - a0) - where))
+
+                    best = max(range(a0, a1), key=likeness)
+                    if ref[best][1] is not None and likeness(best) >= 0.4:
+                        tags[i] = (ref[best][1], ref[best][2])
+                    elif word.isdigit():  # "63453" for "six three four five three": the mention's digits
+                        spoken: dict[tuple[int, str], str] = {}
+                        for r in ref[a0:a1]:
+                            if r[1] is not None:
+                                spoken[(r[1], r[2])] = spoken.get((r[1], r[2]), "") + _as_digits(r[0])
+                        near = [(difflib.SequenceMatcher(None, d, word).ratio(), m) for m, d in spoken.items()]
+                        if near and max(near)[0] >= 0.5:
+                            tags[i] = max(near)[1]
         # Consecutive words of one mention in one utterance form one gold span.
         for (k, m), tag in zip(hyp, tags):
             if tag is None:

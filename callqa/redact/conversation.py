@@ -22,13 +22,16 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from spacy.lang.en.stop_words import STOP_WORDS
+
 from .addresses import STATE_NAMES, STREET_SUFFIX
 from .dates import DATE
 from .digits import number_runs_in
 from .spans import PhiSpan
 
 GAP_S = 8.0  # the longest pause inside one exchange of a value
-MAX_WINDOW_S = 45.0  # a window closes this long after its cue, whatever follows
+MAX_WINDOW_S = 45.0
+_SHORT_WORDS = 3  # an utterance this short keeps a window open: a piece of the value, or "sorry, what?"  # a window closes this long after its cue, whatever follows
 
 _CUES = (
     ("DOB", r"date\s+of\s+birth|birth\s*date|birthday|\bborn\b|\bd\.?\s?o\.?\s?b\b"),
@@ -41,7 +44,7 @@ _CUES = (
            r"license|\bpin\b|insurance\s+(?:id|number)"),
     ("PHONE", r"phone|telephone|cell(?:\s+number)?|mobile|call\s*back\s+number|contact\s+number|best\s+number|"
               r"number\s+to\s+reach|reach\s+(?:you|me)\s+at|home\s+number|work\s+number|\bfax\b"),
-    ("ADDRESS", r"address|where\s+do\s+you\s+live|\blive\s+at\b|mailing|\breside"),
+    ("ADDRESS", r"address(?:es)?\b|where\s+do\s+you\s+live|\blive\s+at\b|mailing|\breside"),
 )
 _CUE = re.compile("|".join(f"(?P<{kind}{i}>{pattern})" for i, (kind, pattern) in enumerate(_CUES)), re.IGNORECASE)
 
@@ -63,10 +66,20 @@ _STREET = re.compile(
     re.IGNORECASE,
 )
 _STATE = re.compile(rf"(?<![\w'])(?:{STATE_NAMES})(?![\w'])", re.IGNORECASE)
-_PLACE_WORD = r"(?!(?:the|a|an|my|on|at|is|and|of|to|in|it|its|it's|that|this|okay|yes|no|uh|um|so)\b)[A-Za-z][a-z'A-Z]*"
-# A city: one to three words, then a state, a ZIP or the end of the utterance.
-_CITY = re.compile(rf"(?<![\w'])((?:{_PLACE_WORD}[\s,]+){{0,2}}{_PLACE_WORD})(?=[\s,.]*(?:$|{STATE_NAMES}\b|\d|"
-                   r"(?:zero|one|two|three|four|five|six|seven|eight|nine|oh)\b))", re.IGNORECASE)
+# Words that are not part of a place name; any other word in an address window may be.
+# Words that are not part of a place name (any other word in an address window may be): English function
+# words, less the ones street and place names are made of ("first", "third", "back", "front", "top", ...).
+_NOT_PLACE = (frozenset(STOP_WORDS) - {"first", "third", "back", "front", "top", "bottom", "side", "east", "west",
+                                       "hill", "park", "well"}) | frozenset("""
+okay ok alright yeah yes sure sorry please thank thanks uh um uhm hmm mm mhm oh repeat great perfect good fine
+bye hello hi address addresses zip code number amount bill company account card phone that's it's what's
+there's here's let's i'm you're we're they're he's she's don't can't won't isn't didn't i'll you'll""".split())
+_PLACE_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+
+
+class _Place(NamedTuple):
+    start: int
+    end: int
 
 
 class Turn(NamedTuple):
@@ -94,40 +107,71 @@ def _cues(text: str) -> list[tuple[int, str]]:
 
 def _value_runs(text: str, start: int = 0) -> list[tuple[int, int, int]]:
     """Number runs in ``text[start:]`` that may be a value's piece: not a quantity ("one hundred dollars",
-    "three to five business days"), and two digits or more unless the run is all the utterance says."""
+    "three to five business days"), and two digits or more unless numbers are all the utterance says."""
     runs = [r for r in number_runs_in(text) if r[0] >= start]
-    alone = len(runs) == 1 and not _words_besides(text, runs[0])
-    return [r for r in runs if r[2] >= 2 or (alone and r[2] >= 1)]
+    only_numbers = bool(runs) and not _words_besides(text, runs)
+    return [r for r in runs if r[2] >= 2 or (only_numbers and r[2] >= 1)]
 
 
-def _words_besides(text: str, run: tuple[int, int, int]) -> bool:
-    return bool(re.sub(r"[\W_]+", "", text[: run[0]] + text[run[1]:]))
+def _words_besides(text: str, runs: Sequence[tuple[int, int, int]]) -> bool:
+    rest, pos = [], 0
+    for a, b, _ in runs:
+        rest.append(text[pos:a])
+        pos = b
+    rest.append(text[pos:])
+    return bool(re.sub(r"[\W_]+", "", "".join(rest)))
+
+
+def _places(text: str, start: int, taken: list[tuple[int, int]]) -> list[_Place]:
+    """Stretches of up to three place words (not function words, not numbers, not a state) in ``text[start:]``,
+    between whatever else is there."""
+    places: list[_Place] = []
+    states = [m.span() for m in _STATE.finditer(text, start)]
+    for m in _PLACE_WORD.finditer(text, start):
+        if m.group().lower() in _NOT_PLACE or any(a <= m.start() < b for a, b in taken + states):
+            continue
+        prev = places[-1] if places else None
+        if prev and not text[prev.end:m.start()].strip() and len(text[prev.start:m.end()].split()) <= 3:
+            places[-1] = _Place(prev.start, m.end())
+        else:
+            places.append(_Place(m.start(), m.end()))
+    return places
 
 
 def _address_parts(text: str, start: int, after_street: bool) -> tuple[list[tuple[int, int]], bool]:
-    """House numbers, ZIPs, streets and the city after a street in ``text[start:]``; and whether a street ended
-    the utterance (its city may come in the next one)."""
+    """House numbers, ZIPs, streets and city in ``text[start:]``, and whether a street ended the utterance (its
+    city may come in the next one). A city is the place after a street or before a state; an utterance that is
+    nothing but a place ("forest ranch", "harper valley, california") is one, or a piece ASR made of the street."""
     parts = [(a, b) for a, b, _ in _value_runs(text, start)]
     streets = [m.span() for m in _STREET.finditer(text, start)]
     parts += streets
-    city_from = [b for _, b in streets]
-    if after_street:
-        city_from.append(start)
-    for pos in city_from:
-        m = _CITY.match(text, pos + len(text[pos:]) - len(text[pos:].lstrip(" ,.")))
-        if m and not _STATE.fullmatch(m.group(1)) and not _FILLER.match(m.group(1)):
-            end = m.end(1)
-            state = _STATE.search(m.group(1))  # "harper valley california": the state stays
-            parts.append((m.start(1), m.start(1) + state.start() if state and state.start() else end))
+    places = _places(text, start, parts)
+    short = len(re.findall(r"[\w'-]+", text[start:])) <= 5
+    for place in places:
+        after = text[place.end:]
+        follows_street = any(0 <= place.start - b <= 2 for _, b in streets) or (
+            after_street and not text[start:place.start].strip(" ,."))
+        precedes_state = _STATE.match(after.lstrip(" ,")) is not None
+        if follows_street or precedes_state or (short and _only_place_and_state(text, start, place, parts)):
+            parts.append((place.start, place.end))
     ends_with_street = bool(streets) and not text[streets[-1][1]:].strip(" ,.")
     return [(a, b) for a, b in parts if b > a], ends_with_street
+
+
+def _only_place_and_state(text: str, start: int, place: _Place, parts: list[tuple[int, int]]) -> bool:
+    """Nothing but this place, the state and values already found: "harper valley california", "first-re"."""
+    rest = text[start:place.start] + " " + text[place.end:]
+    for a, b in parts:
+        if a >= place.end:
+            rest = rest.replace(text[a:b], " ")
+    rest = _STATE.sub(" ", rest)
+    return not [w for w in re.findall(r"[A-Za-z][A-Za-z'-]*", rest) if w.lower() not in _NOT_PLACE]
 
 
 def _holds_value(kind: str, text: str, start: int) -> bool:
     if _value_runs(text, start) or kind == "DOB" and DATE.search(text, start):
         return True
-    return kind == "ADDRESS" and (bool(_STREET.search(text, start)) or bool(_STATE.search(text, start))
-                                  or bool(_CITY.fullmatch(text[start:].strip(" ,.?!"))))
+    return kind == "ADDRESS" and (bool(_STREET.search(text, start)) or bool(_STATE.search(text, start)))
 
 
 def find_in_conversation(turns: Sequence[Turn]) -> list[list[PhiSpan]]:
@@ -143,7 +187,8 @@ def find_in_conversation(turns: Sequence[Turn]) -> list[list[PhiSpan]]:
             window, street_open = None, False
         if window is not None and not cues:
             rest = text.strip()
-            if not (_holds_value(window.kind, text, 0) or _FILLER.match(rest) or _REPEAT.search(rest)):
+            short = len(re.findall(r"[\w'-]+", rest)) <= _SHORT_WORDS  # "first-re": a piece ASR garbled
+            if not (short or _holds_value(window.kind, text, 0) or _FILLER.match(rest) or _REPEAT.search(rest)):
                 window, street_open = None, False
         segments = []  # (kind, start offset) stretches of this turn inside a window
         if window is not None:
@@ -184,7 +229,7 @@ def _join_split_numbers(turns: Sequence[Turn], out: list[list[PhiSpan]]) -> None
 
     for i, turn in enumerate(turns):
         runs = _value_runs(turn.text)
-        only_number = len(runs) == 1 and not _words_besides(turn.text, runs[0])
+        only_number = len(runs) == 1 and not _words_besides(turn.text, runs)
         if only_number:
             same = group and turns[group[-1][0]].speaker == turn.speaker and turn.start - turns[group[-1][0]].end <= GAP_S
             if not same:
