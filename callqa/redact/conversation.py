@@ -25,7 +25,7 @@ from typing import NamedTuple
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from .addresses import STATE_NAMES, STREET_SUFFIX
-from .dates import DATE
+from .dates import DATE, has_year
 from .digits import number_runs_in
 from .spans import PhiSpan
 
@@ -48,6 +48,7 @@ _CUES = (
 )
 _CUE = re.compile("|".join(f"(?P<{kind}{i}>{pattern})" for i, (kind, pattern) in enumerate(_CUES)), re.IGNORECASE)
 
+_ORDINAL_ONLY = re.compile(r"the\s+\S+", re.IGNORECASE)
 _CLOCK_TIME = re.compile(r"\b(?:at|by|until|till|around)\s*$", re.IGNORECASE)  # "Monday at nine fifteen"
 
 # An utterance that keeps a window open although it holds no value.
@@ -168,6 +169,17 @@ def _only_place_and_state(text: str, start: int, place: _Place, parts: list[tupl
     return not [w for w in re.findall(r"[A-Za-z][A-Za-z'-]*", rest) if w.lower() not in _NOT_PLACE]
 
 
+def _dob_parts(text: str, start: int) -> tuple[list[tuple[int, int]], bool]:
+    """Dates and years in ``text[start:]``, and whether a year was among them. "the first" alone is a date only
+    in a short answer, and a number after "at" is a clock time."""
+    short = len(re.findall(r"[\w'-]+", text[start:])) <= 4
+    dates = [m for m in DATE.finditer(text, start) if short or not _ORDINAL_ONLY.fullmatch(m.group())]
+    runs = [r for r in _value_runs(text, start) if not _CLOCK_TIME.search(text, 0, r[0])]
+    parts = [m.span() for m in dates] + [(a, b) for a, b, _ in runs]
+    year = any(has_year(m) for m in dates) or any(digits >= 4 for _, _, digits in runs)
+    return parts, year
+
+
 def _holds_value(kind: str, text: str, start: int) -> bool:
     if _value_runs(text, start) or kind == "DOB" and DATE.search(text, start):
         return True
@@ -179,12 +191,14 @@ def find_in_conversation(turns: Sequence[Turn]) -> list[list[PhiSpan]]:
     out: list[list[PhiSpan]] = [[] for _ in turns]
     window: _Window | None = None
     last_time = 0.0
-    street_open = False
+    street_open = dob_given = False
     for i, turn in enumerate(turns):
         text = turn.text
         cues = _cues(text)
         if window is not None and (turn.start - last_time > GAP_S or turn.start - window.opened > MAX_WINDOW_S):
             window, street_open = None, False
+        if window is not None and not cues and dob_given and not _REPEAT.search(text):
+            window = None  # a full date of birth was given: what follows is other dates (appointments)
         if window is not None and not cues:
             rest = text.strip()
             short = len(re.findall(r"[\w'-]+", rest)) <= _SHORT_WORDS  # "first-re": a piece ASR garbled
@@ -196,7 +210,7 @@ def find_in_conversation(turns: Sequence[Turn]) -> list[list[PhiSpan]]:
         for end, kind in cues:
             segments.append((kind, end))
             window = _Window(kind, turn.start, i, end)
-            street_open = False
+            street_open = dob_given = False
         for n, (kind, start) in enumerate(segments):
             stop = segments[n + 1][1] if n + 1 < len(segments) else len(text)
             piece = text[:stop]
@@ -204,8 +218,8 @@ def find_in_conversation(turns: Sequence[Turn]) -> list[list[PhiSpan]]:
                 parts, ends_with_street = _address_parts(piece, start, street_open)
                 street_open = ends_with_street or (street_open and not parts)
             elif kind == "DOB":  # "march fourth" / "nineteen eighty two": any date, or year, said in the window
-                parts = [m.span() for m in DATE.finditer(piece, start)]
-                parts += [(a, b) for a, b, _ in _value_runs(piece, start) if not _CLOCK_TIME.search(piece, 0, a)]
+                parts, year = _dob_parts(piece, start)
+                dob_given = dob_given or year
             else:
                 parts = [(a, b) for a, b, _ in _value_runs(piece, start)]
             out[i] += [PhiSpan(a, b, kind, "conversation") for a, b in parts]
