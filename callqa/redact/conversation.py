@@ -6,9 +6,10 @@ A cue ("phone number", "zip code", "address", "account number", "date of birth")
 kind. The window takes in the rest of the cue's utterance and the utterances that follow while they come within
 ``GAP_S`` of each other and keep to the value: pieces of it, short acknowledgements ("okay", "sorry?"), a
 request to repeat it, or its read-back. The first utterance that says something else, or a cue of another kind,
-closes it. Inside a window, number runs (digits or number words, however ASR writes them: "421-1", "0-6, 8",
-"3-8-8-3-2", "seven eight three eleven") are PHI of the window's kind, except amounts, times and durations; in
-an address window, street names, and the city said after the street (the state is kept), are too.
+closes it (a date-of-birth window also closes once a full date was given). Inside a window, number runs (digits
+or number words, however ASR writes them: "421-1", "0-6, 8", "3-8-8-3-2", "seven eight three eleven") are PHI of
+the window's kind, except amounts, times and durations; in an address window, street names and the city (said
+after the street, before the state, or on its own) are too, and the state is kept.
 
 Without a cue, a speaker's consecutive utterances that each consist of a number run are joined: together they
 make a phone number (7, 10 or 11 digits) or an id (more).
@@ -30,8 +31,8 @@ from .digits import number_runs_in
 from .spans import PhiSpan
 
 GAP_S = 8.0  # the longest pause inside one exchange of a value
-MAX_WINDOW_S = 45.0
-_SHORT_WORDS = 3  # an utterance this short keeps a window open: a piece of the value, or "sorry, what?"  # a window closes this long after its cue, whatever follows
+MAX_WINDOW_S = 45.0  # a window closes this long after its cue, whatever follows
+_SHORT_WORDS = 3  # an utterance this short keeps a window open: a piece of the value, or "sorry, what?"
 
 _CUES = (
     ("DOB", r"date\s+of\s+birth|birth\s*date|birthday|\bborn\b|\bd\.?\s?o\.?\s?b\b"),
@@ -53,9 +54,9 @@ _CLOCK_TIME = re.compile(r"\b(?:at|by|until|till|around)\s*$", re.IGNORECASE)  #
 
 # An utterance that keeps a window open although it holds no value.
 _FILLER = re.compile(
-    r"^(?:(?:okay|ok|yes|yeah|yep|uh|um|uhm|hmm|mm|mhm|hmm|right|alright|sure|sorry|pardon|great|perfect|"
+    r"^(?:(?:okay|ok|yes|yeah|yep|uh|um|uhm|hmm|mm|mhm|right|alright|sure|sorry|pardon|great|perfect|"
     r"thanks|thank\s+you|got\s+it|one\s+(?:second|moment)|and|so|that's|it's|its|it\s+is|is|the|my|our|"
-    r"correct|again|please|say|that|repeat|can|could|you|for|me|what|was|come|again|hold\s+on)[\s,.!?-]*)*$",
+    r"correct|again|please|say|that|repeat|can|could|you|for|me|what|was|come|hold\s+on)[\s,.!?-]*)*$",
     re.IGNORECASE,
 )
 _REPEAT = re.compile(r"\b(?:repeat|say\s+(?:that|it)\s+again|come\s+again|one\s+more\s+time|sorry\?|"
@@ -67,7 +68,6 @@ _STREET = re.compile(
     re.IGNORECASE,
 )
 _STATE = re.compile(rf"(?<![\w'])(?:{STATE_NAMES})(?![\w'])", re.IGNORECASE)
-# Words that are not part of a place name; any other word in an address window may be.
 # Words that are not part of a place name (any other word in an address window may be): English function
 # words, less the ones street and place names are made of ("first", "third", "back", "front", "top", ...).
 _NOT_PLACE = (frozenset(STOP_WORDS) - {"first", "third", "back", "front", "top", "bottom", "side", "east", "west",
@@ -92,9 +92,7 @@ class Turn(NamedTuple):
 
 class _Window(NamedTuple):
     kind: str
-    opened: float
-    turn: int
-    offset: int  # where the window starts in the cue's utterance
+    opened: float  # when its cue was said
 
 
 def _cues(text: str) -> list[tuple[int, str]]:
@@ -209,7 +207,7 @@ def find_in_conversation(turns: Sequence[Turn]) -> list[list[PhiSpan]]:
             segments.append((window.kind, 0))
         for end, kind in cues:
             segments.append((kind, end))
-            window = _Window(kind, turn.start, i, end)
+            window = _Window(kind, turn.start)
             street_open = dob_given = False
         for n, (kind, start) in enumerate(segments):
             stop = segments[n + 1][1] if n + 1 < len(segments) else len(text)
