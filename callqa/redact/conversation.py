@@ -47,7 +47,8 @@ _CUES = (
               r"number\s+to\s+reach|reach\s+(?:you|me)\s+at|home\s+number|work\s+number|\bfax\b"),
     ("ADDRESS", r"address(?:es)?\b|where\s+do\s+you\s+live|\blive\s+at\b|mailing|\breside"),
 )
-_CUE = re.compile("|".join(f"(?P<{kind}{i}>{pattern})" for i, (kind, pattern) in enumerate(_CUES)), re.IGNORECASE)
+_CUE = re.compile(r"(?<![\w'])(?:" + "|".join(f"(?P<{kind}{i}>{pattern})" for i, (kind, pattern) in enumerate(_CUES)) + ")",
+                  re.IGNORECASE)
 
 _ORDINAL_ONLY = re.compile(r"the\s+\S+", re.IGNORECASE)
 _CLOCK_TIME = re.compile(r"\b(?:at|by|until|till|around)\s*$", re.IGNORECASE)  # "Monday at nine fifteen"

@@ -156,12 +156,18 @@ def _label_for_digits(digits: int, context: str | None) -> str | None:
     return "ID" if digits >= 7 else None
 
 
-def _runs(text: str) -> tuple[list[_Tok], list[list[_Element]]]:
+@functools.lru_cache(maxsize=4096)  # the per-utterance recognizer and the conversation pass read the same runs
+def _runs(text: str) -> tuple[tuple[_Tok, ...], tuple[tuple[_Element, ...], ...]]:
     """The tokens of ``text`` and its number runs, trimmed. A full date ends a run: "10/14/1988, 555-301-7722"
     is a date and a phone, not an 18-digit card."""
     dates = [m.span() for m in DATE.finditer(text) if has_year(m)]
     toks = [t._replace(low="<date>") if any(a <= t.start < b for a, b in dates) else t for t in _tokens(text)]
-    return toks, [run for run in (_trim_run(toks, r) for r in _number_runs(toks)) if run]
+    return tuple(toks), tuple(tuple(run) for run in (_trim_run(toks, r) for r in _number_runs(toks)) if run)
+
+
+def forget_runs() -> None:
+    """Drop the cached runs (and so the text) of the call just redacted."""
+    _runs.cache_clear()
 
 
 # What a number run is when it is not an identifier: money, clock times, durations, doses, counts.
@@ -177,7 +183,6 @@ def is_quantity(text: str, start: int, end: int) -> bool:
     return _NOT_AN_ID_AFTER.match(text, end) is not None or text[:start].rstrip().endswith("$")
 
 
-@functools.lru_cache(maxsize=64)  # the conversation pass asks again for the utterances of a window
 def number_runs_in(text: str) -> tuple[tuple[int, int, int], ...]:
     """(start, end, digits) of every run of digits or number words in ``text`` that is not a quantity."""
     toks, runs = _runs(text)

@@ -30,7 +30,7 @@ _HAS_DIGIT = re.compile(r"\d")
 
 def own_recognizer(name: str, find: Callable[[str], list[PhiSpan]], labels: Sequence[str]):
     """A callqa recognizer (text -> PhiSpans) as a Presidio EntityRecognizer of ``labels``."""
-    from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
 
     class OwnRecognizer(EntityRecognizer):
         def load(self) -> None:
@@ -38,8 +38,7 @@ def own_recognizer(name: str, find: Callable[[str], list[PhiSpan]], labels: Sequ
 
         def analyze(self, text, entities, nlp_artifacts=None):
             wanted = set(entities or labels)
-            return [RecognizerResult(span.label, span.start, span.end, _OWN_SCORE,
-                                     AnalysisExplanation(name, _OWN_SCORE, textual_explanation=span.source))
+            return [RecognizerResult(span.label, span.start, span.end, _OWN_SCORE)
                     for span in find(text) if span.label in wanted]
 
     return OwnRecognizer(supported_entities=list(labels), name=name)
@@ -125,7 +124,5 @@ def presidio_spans(analyzer, doc: Doc) -> list[PhiSpan]:
         label = _PRESIDIO_LABEL.get(r.entity_type, r.entity_type)
         if label not in LABELS or (r.entity_type == "PERSON" and _unlikely_person(text[r.start : r.end])):
             continue
-        own = r.analysis_explanation.textual_explanation if r.analysis_explanation else None
-        source = own or f"presidio:{r.recognition_metadata.get('recognizer_name', '')}"
-        spans.append(PhiSpan(r.start, r.end, label, source))
+        spans.append(PhiSpan(r.start, r.end, label, f"presidio:{r.recognition_metadata.get('recognizer_name', '')}"))
     return spans

@@ -13,7 +13,7 @@ from spacy.tokens import Doc
 from ..records import AnalysedCall, Token, Transcript, Utterance
 from .addresses import find_addresses
 from .dates import find_dates
-from .digits import find_digit_sequences
+from .digits import find_digit_sequences, forget_runs
 from .emails import find_spoken_emails
 from .merge import allow_list_pattern, kept_spans
 from .names import find_cued_names, find_spelled_names
@@ -90,6 +90,7 @@ class Redactor:
                 extra = extra + [PhiSpan(m.start(), m.end(), "NAME", "call_name") for m in echo.finditer(text)]
             out.append(kept_spans(text, [*spans, *not_organisations(text, extra, org_ranges(doc))], self._allow)
                        if extra else spans)
+        forget_runs()
         return out
 
     def find_utterances(self, utterances: Sequence[Utterance],
