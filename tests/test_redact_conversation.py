@@ -238,3 +238,19 @@ def test_a_rendered_call_through_whisper_stores_no_piece_of_the_split_values(tra
                        *(w.word for u in analysed.transcript.utterances for w in u.words)]).lower()
     assert not re.search(r"\d|\b(?:one|two|three|four|six|seven|eight|nine)\b", stored), stored
     assert "[phone]" in stored and "[address]" in stored
+
+
+def test_harper_valley_transcripts_meet_the_targets(nlp):
+    """The 30 real calls' human transcripts, labelled in tests/data/conversations/phi_labels.yaml."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "phi_eval.py"
+    spec = importlib.util.spec_from_file_location("phi_eval", path)
+    phi_eval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(phi_eval)
+    cases = phi_eval.harper_valley_text_cases()
+    scores = phi_eval.score(cases, phi_eval.predict(Redactor(nlp, allow_list=phi_eval.ORGANISATION), cases))
+    assert sum(scores.gold.values()) == 90
+    assert scores.recall >= phi_eval.RECALL_TARGET, scores.misses
+    assert scores.precision >= phi_eval.PRECISION_TARGET, scores.false_positives
