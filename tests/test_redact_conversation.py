@@ -254,3 +254,9 @@ def test_harper_valley_transcripts_meet_the_targets(nlp):
     assert sum(scores.gold.values()) == 90
     assert scores.recall >= phi_eval.RECALL_TARGET, scores.misses
     assert scores.precision >= phi_eval.PRECISION_TARGET, scores.false_positives
+
+
+def test_a_company_name_is_not_a_persons_name(redactor):
+    assert redactor.redact_text("the company name is harper valley sanitation") == (
+        "the company name is harper valley sanitation")
+    assert redactor.redact_text("the name on file, my name is john miller") == "the name on file, my name is [NAME]"

@@ -41,8 +41,10 @@ _NAME_WORD = r"[A-Za-z][A-Za-z'-]*"
 # After these cues the next one to three words that are not function words are a name, in any case
 # (human and ASR transcripts are often all lower case: "my name is elizabeth rodriguez i would like").
 _STRONG_NAME_CUE = re.compile(
-    r"\b(?:(?:first|last|full|middle|maiden|sur)\s*name|name)(?:\s+is|'s)?\s*[,:]?\s+", re.IGNORECASE
-)
+    r"\b(?:(?:first|last|full|middle|maiden|sur)\s*name|(?<!company\s)(?<!business\s)(?<!bank\s)(?<!store\s)"
+    r"(?<!street\s)(?<!payee\s)(?<!biller\s)name)(?:\s+is|'s)?\s*[,:]?\s+",
+    re.IGNORECASE,
+)  # "the company name is ..." names an organisation
 # A self-introduction opening the utterance ("hi this is patricia johns and ...") names the speaker in any case.
 _INTRO_CUE = re.compile(
     r"(?:^|(?<![\w'])(?:hi|hello|hey|yes|yeah|morning|afternoon|evening)[\s,.!]+)(?:(?:um|uh)[\s,]+)?this\s+is\s+",
