@@ -145,6 +145,9 @@ def test_lower_case_self_introductions_are_names(redactor):
     assert redactor.redact_text("hi this is patricia johns and i lost my card") == "hi this is [NAME] and i lost my card"
     assert redactor.redact_text("hello this is linda from harper valley national bank") == (
         "hello this is [NAME] from harper valley national bank")
+    assert redactor.redact_text("thank you for calling riverside clinic this is maria how may i help you") == (
+        "thank you for calling riverside clinic this is [NAME] how may i help you")
+    assert redactor.redact_text("this is great how can i fix it") == "this is great how can i fix it"
 
 
 def test_config_organisation_is_kept_readable(nlp):

@@ -46,8 +46,10 @@ _STRONG_NAME_CUE = re.compile(
     re.IGNORECASE,
 )  # "the company name is ..." names an organisation
 # A self-introduction opening the utterance ("hi this is patricia johns and ...") names the speaker in any case.
+# So does "this is maria how may i help you" / "this is maria from ...", wherever it stands.
 _INTRO_CUE = re.compile(
-    r"(?:^|(?<![\w'])(?:hi|hello|hey|yes|yeah|morning|afternoon|evening)[\s,.!]+)(?:(?:um|uh)[\s,]+)?this\s+is\s+",
+    r"(?:(?:^|(?<![\w'])(?:hi|hello|hey|yes|yeah|morning|afternoon|evening)[\s,.!]+)(?:(?:um|uh)[\s,]+)?this\s+is\s+"
+    r"|(?<![\w'])this\s+is\s+(?=[a-z'-]+(?:\s+[a-z'-]+)?[\s,]+(?:how\s+(?:can|may|could)|speaking|from|here)\b))",
     re.IGNORECASE,
 )
 # After these cues only Capitalised words count.
