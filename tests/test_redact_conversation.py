@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from rubric_helpers import transcript
 
 from callqa.analyse import analyse_many
 from callqa.config import Config
-from callqa.records import Transcript, Utterance, Word
+from callqa.records import Transcript
 from callqa.redact import Redactor
 from callqa.redact.conversation import Turn, find_in_conversation
 from callqa.rubric import parse_rubric
@@ -169,15 +170,12 @@ def test_rubric_phrases_naming_an_organisation_are_kept_readable(nlp):
 
 # ------------------------------------------------------------------ spans map onto words, tokens and quotes
 def _transcript(lines: list[tuple[str, str]]) -> Transcript:
-    utterances, t = [], 0.0
-    for seq, (speaker, text) in enumerate(lines):
-        words, start = [], t
-        for token in text.split():
-            words.append(Word(" " + token, t, t + 0.3, 0.9))
-            t += 0.35
-        utterances.append(Utterance(seq, speaker, start, t, text, 0.9, tuple(words)))
-        t += 1.0
-    return Transcript("split", t, "stereo", tuple(utterances))
+    """The lines one after another, a second apart."""
+    timed, t = [], 0.0
+    for speaker, text in lines:
+        timed.append((speaker, t, text))
+        t += 0.4 * len(text.split()) + 1.0
+    return transcript(timed, call_id="split")
 
 
 SPLIT_CALL = [(A, "Thank you for calling, what is your phone number?"), (C, "seven one five"), (C, "one three nine"),

@@ -12,12 +12,12 @@ from spacy.tokens import Doc
 
 from ..records import AnalysedCall, Token, Transcript, Utterance
 from .addresses import find_addresses
+from .conversation import Turn, find_in_conversation
 from .dates import find_dates
 from .digits import find_digit_sequences, forget_runs
 from .emails import find_spoken_emails
 from .merge import allow_list_pattern, kept_spans
 from .names import find_cued_names, find_spelled_names
-from .conversation import Turn, find_in_conversation
 from .organisations import not_organisations, org_ranges
 from .presidio_engine import build_analyzer, presidio_spans
 from .replace import redact_tokens, redact_utterance, replace_spans
