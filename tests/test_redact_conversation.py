@@ -127,7 +127,7 @@ def test_the_window_closes_when_the_talk_moves_on(redactor):
 def test_a_window_closes_after_a_long_pause(redactor):
     turns = [Turn(A, 0.0, 1.0, "What's your zip code?"), Turn(C, 2.0, 3.0, "nine oh two one oh"),
              Turn(C, 60.0, 61.0, "twenty two")]
-    assert [len(s) for s in find_in_conversation(turns)] == [0, 1, 0]
+    assert [len(s) for s in find_in_conversation(turns).spans] == [0, 1, 0]
 
 
 def test_without_turns_the_texts_count_as_one_speakers_consecutive_turns(redactor):
@@ -210,7 +210,8 @@ def test_scoring_detects_phi_once_per_call(nlp, monkeypatch):
     scorer = Scorer.from_rubrics([parse_rubric(RUBRIC)])
     seen = []
     original = Redactor._find_in_doc
-    monkeypatch.setattr(Redactor, "_find_in_doc", lambda self, doc: seen.append(doc.text) or original(self, doc))
+    monkeypatch.setattr(Redactor, "_find_in_doc",
+                        lambda self, doc, *context: seen.append(doc.text) or original(self, doc, *context))
     scorer.score(_transcript(SPLIT_CALL))
     assert len(seen) == len(SPLIT_CALL)
 
@@ -261,3 +262,12 @@ def test_a_company_name_is_not_a_persons_name(redactor):
     assert redactor.redact_text("the company name is harper valley sanitation") == (
         "the company name is harper valley sanitation")
     assert redactor.redact_text("the name on file, my name is john miller") == "the name on file, my name is [NAME]"
+
+
+def test_a_cue_in_an_earlier_utterance_is_context_for_presidios_recognizers(redactor):
+    """Presidio's SSN pattern "12345-6789" is very weak (0.05) alone; its context enhancement lifts it when the
+    question came in the turn before, as when the cue stands beside the number."""
+    texts = ["Can I have your social?", "It is 41277-8855."]
+    asked = redactor.find_call(texts, turns=_dialogue([(A, texts[0]), (C, texts[1])]))
+    alone = redactor.find_call(texts[1:], turns=_dialogue([(C, texts[1])]))
+    assert "UsSsnRecognizer" in asked[1][0].source and "UsSsnRecognizer" not in alone[0][0].source

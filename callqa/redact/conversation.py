@@ -94,15 +94,17 @@ class Turn(NamedTuple):
 class _Window(NamedTuple):
     kind: str
     opened: float  # when its cue was said
+    cue: str
 
 
-def _cues(text: str) -> list[tuple[int, str]]:
-    """(end offset, kind) of every cue in ``text``."""
-    found = []
-    for m in _CUE.finditer(text):
-        kind = re.sub(r"\d+$", "", m.lastgroup or "")
-        found.append((m.end(), kind))
-    return found
+class Conversation(NamedTuple):
+    spans: list[list[PhiSpan]]  # per turn
+    context: list[list[str]]  # per turn: the words of the cue an earlier turn opened its window with
+
+
+def _cues(text: str) -> list[tuple[int, str, str]]:
+    """(end offset, kind, words) of every cue in ``text``."""
+    return [(m.end(), re.sub(r"\d+$", "", m.lastgroup or ""), m.group()) for m in _CUE.finditer(text)]
 
 
 def _value_runs(text: str, start: int = 0) -> list[tuple[int, int, int]]:
@@ -185,9 +187,11 @@ def _holds_value(kind: str, text: str, start: int) -> bool:
     return kind == "ADDRESS" and (bool(_STREET.search(text, start)) or bool(_STATE.search(text, start)))
 
 
-def find_in_conversation(turns: Sequence[Turn]) -> list[list[PhiSpan]]:
-    """Spans per turn for the values cues announce and for digit groups split over a speaker's turns."""
+def find_in_conversation(turns: Sequence[Turn]) -> Conversation:
+    """Spans per turn for the values cues announce and for digit groups split over a speaker's turns, and the
+    cue words each turn's window carries over (Presidio's context enhancement takes them as external context)."""
     out: list[list[PhiSpan]] = [[] for _ in turns]
+    context: list[list[str]] = [[] for _ in turns]
     window: _Window | None = None
     last_time = 0.0
     street_open = dob_given = False
@@ -206,9 +210,10 @@ def find_in_conversation(turns: Sequence[Turn]) -> list[list[PhiSpan]]:
         segments = []  # (kind, start offset) stretches of this turn inside a window
         if window is not None:
             segments.append((window.kind, 0))
-        for end, kind in cues:
+            context[i] = window.cue.lower().split()
+        for end, kind, cue in cues:
             segments.append((kind, end))
-            window = _Window(kind, turn.start)
+            window = _Window(kind, turn.start, cue)
             street_open = dob_given = False
         for n, (kind, start) in enumerate(segments):
             stop = segments[n + 1][1] if n + 1 < len(segments) else len(text)
@@ -225,7 +230,7 @@ def find_in_conversation(turns: Sequence[Turn]) -> list[list[PhiSpan]]:
         if window is not None and (segments or cues):
             last_time = turn.end
     _join_split_numbers(turns, out)
-    return out
+    return Conversation(out, context)
 
 
 def _join_split_numbers(turns: Sequence[Turn], out: list[list[PhiSpan]]) -> None:

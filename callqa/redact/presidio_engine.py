@@ -109,8 +109,12 @@ def _unlikely_person(span_text: str) -> bool:
     return not any(w[0].isupper() for w in words) or all(w.lower() in NOT_NAMES for w in words)
 
 
-def presidio_spans(analyzer, doc: Doc) -> list[PhiSpan]:
-    """Every recognizer's findings in ``doc`` as PHI spans, less the PERSON tags that are not names."""
+def presidio_spans(analyzer, doc: Doc, context: Sequence[str] = ()) -> list[PhiSpan]:
+    """Every recognizer's findings in ``doc`` as PHI spans, less the PERSON tags that are not names.
+
+    ``context``: words said before this utterance (a cue in an earlier turn); Presidio's context enhancement
+    counts them beside the words around each match, as it counts its own.
+    """
     # _doc_to_nlp_artifact is Presidio's own Doc -> NlpArtifacts step; calling it lets a Doc the
     # analysis stage already parsed be reused instead of running spaCy a second time.
     text = doc.text
@@ -118,7 +122,7 @@ def presidio_spans(analyzer, doc: Doc) -> list[PhiSpan]:
                 if not (e in _NEEDS_DIGIT and not _HAS_DIGIT.search(text) or e == "EMAIL_ADDRESS" and "@" not in text)]
     artifacts = analyzer.nlp_engine._doc_to_nlp_artifact(doc, "en")
     results = analyzer.analyze(text, language="en", entities=entities, nlp_artifacts=artifacts,
-                               score_threshold=_PRESIDIO_MIN_SCORE)
+                               score_threshold=_PRESIDIO_MIN_SCORE, context=list(context) or None)
     spans = []
     for r in results:
         label = _PRESIDIO_LABEL.get(r.entity_type, r.entity_type)

@@ -54,9 +54,9 @@ class Redactor:
         self._disable = [name for name in ("parser",) if name in nlp.pipe_names]
 
     # -- detection
-    def _find_in_doc(self, doc: Doc) -> list[PhiSpan]:
+    def _find_in_doc(self, doc: Doc, context: Sequence[str] = ()) -> list[PhiSpan]:
         text = doc.text
-        found = presidio_spans(self._analyzer, doc)
+        found = presidio_spans(self._analyzer, doc, context)
         return kept_spans(text, not_organisations(text, found, org_ranges(doc)), self._allow)
 
     def find_call(self, texts: Sequence[str], docs: Sequence[Doc | None] | None = None,
@@ -73,8 +73,10 @@ class Redactor:
         if [t.text for t in turns] != list(texts):
             raise ValueError("turns do not hold the texts")
         docs = self._docs(texts, docs)
-        per_text = [self._find_in_doc(doc) for doc in docs]
-        in_call = find_in_conversation(turns)
+        conversation = find_in_conversation(turns)
+        # A cue said in an earlier utterance is context for Presidio's recognizers in this one.
+        per_text = [self._find_in_doc(doc, context) for doc, context in zip(docs, conversation.context)]
+        in_call = conversation.spans
         names = {
             word.lower()
             for text, spans in zip(texts, per_text)
