@@ -36,17 +36,18 @@ def org_ranges(doc: Doc | None) -> list[tuple[int, int]]:
     return [] if doc is None else [(e.start_char, e.end_char) for e in doc.ents if e.label_ == "ORG"]
 
 
-def _inside_org(span: PhiSpan, orgs: list[tuple[int, int]]) -> bool:
+def _inside_org(text: str, span: PhiSpan, orgs: list[tuple[int, int]]) -> bool:
     """Inside an ORG entity larger than the name: a name that is all of an "ORG" is NER taking a person for a
     company, which the small model often does; a cue or a spelling knows better."""
-    return any(a <= span.start and span.end <= b and (a, b) != (span.start, span.end) for a, b in orgs)
+    return any(a <= span.start and span.end <= b and (a, b) != (span.start, span.end)
+               and names_organisation(text[a:b]) for a, b in orgs)  # an ORG with no organisation word is a guess
 
 
 def not_organisations(text: str, spans: Iterable[PhiSpan], orgs: list[tuple[int, int]]) -> list[PhiSpan]:
     kept = []
     for span in spans:
         if span.label == "NAME" and (
-            _inside_org(span, orgs)
+            _inside_org(text, span, orgs)
             or _ORG_AFTER.match(text, span.end)
             or _ORG_LAST_WORD.search(text, span.start, span.end)
         ):
