@@ -66,7 +66,7 @@ def rubric_phrases(rubrics: Iterable[Rubric]) -> list[str]:
     phrases = []
     for rubric in rubrics:
         for _, criterion in rubric.criteria():
-            for match in (criterion.match, criterion.na_unless and criterion.na_unless.match):
+            for match in (criterion.match, criterion.na_unless.match if criterion.na_unless else None):
                 if match is not None:
                     phrases += [p for p in match.phrases() if names_organisation(p)]
     return phrases

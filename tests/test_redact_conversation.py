@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from rubric_helpers import transcript
 
 from callqa.analyse import analyse_many
 from callqa.config import Config
@@ -15,6 +14,7 @@ from callqa.redact import Redactor
 from callqa.redact.conversation import Turn, find_in_conversation
 from callqa.rubric import parse_rubric
 from callqa.scoring import Scorer, phi_display, rubric_phrases
+from rubric_helpers import transcript
 
 
 @pytest.fixture(scope="module")

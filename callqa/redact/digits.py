@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from .dates import DATE, has_year
@@ -47,7 +47,7 @@ def _tokens(text: str) -> list[_Tok]:
     return [_Tok(m.start(), m.end(), m.group(), m.group().lower()) for m in _TOKEN.finditer(text)]
 
 
-def _context_label(toks: list[_Tok], before: int) -> str | None:
+def _context_label(toks: Sequence[_Tok], before: int) -> str | None:
     words = [t.low for t in toks[max(0, before - 3 * _CONTEXT_WINDOW) : before] if t.low[0].isalnum()]
     window = words[-_CONTEXT_WINDOW:]
     labels = [_CONTEXT_LABEL[w] for w in reversed(window) if w in _CONTEXT_LABEL]

@@ -96,7 +96,7 @@ def build_analyzer(nlp: Language, own: Sequence[tuple[str, Callable[[str], list[
     for name, find, labels in own:
         registry.add_recognizer(own_recognizer(name, find, labels))
     analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
-    analyzer.callqa_entities = [e for e in analyzer.get_supported_entities("en")]
+    analyzer.callqa_entities = list(analyzer.get_supported_entities("en"))  # type: ignore[attr-defined]
     return analyzer
 
 

@@ -149,13 +149,13 @@ class Redactor:
         texts_by_seq = {u.seq: u.text for u in utterances}
         tokens: list[Token] = []
         for seq, utterance_tokens in tokens_by_seq.items():
-            spans = spans_by_seq.get(seq, [])
+            found = spans_by_seq.get(seq, [])
             token_text = "".join(t.text + " " * t.whitespace for t in utterance_tokens).rstrip(" ")
             if token_text != texts_by_seq.get(seq):
                 # Tokens that do not spell their utterance (not from analyse) are searched on their own.
                 log.warning("utterance %d: tokens do not spell its text; redacting them separately", seq)
-                spans = self.find(token_text)
-            tokens.extend(redact_tokens(utterance_tokens, spans))
+                found = self.find(token_text)
+            tokens.extend(redact_tokens(utterance_tokens, found))
         transcript = analysed.transcript._replace(utterances=self._redact_utterances(utterances, docs, all_spans))
         return analysed._replace(transcript=transcript, tokens=tuple(tokens))
 
