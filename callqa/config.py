@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .audio import AudioLimits
 from .errors import ConfigError, UsageError
@@ -48,6 +48,14 @@ class Config(BaseModel):
     truncated_ratio: float = Field(_LIMITS.truncated_ratio, ge=0, le=1)
     score_truncated: bool = _LIMITS.score_truncated
 
+    organisation: list[str] = Field(default_factory=list,
+                                    description="The clinic's (or company's) own names, kept readable by redaction.")
+
+    @field_validator("organisation", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
     def score_options(self, *, no_redact: bool = False, rubrics: list[Path] | None = None, **cli) -> ScoreOptions:
         """Merge command-line values (None: not given) over this config."""
         merged = {k: v for k, v in self.model_dump().items()}
@@ -65,7 +73,7 @@ class Config(BaseModel):
         return ScoreOptions(
             db=merged["db"], rubrics=tuple(merged["rubrics"]), manifest=merged["manifest"],
             name_pattern=merged["name_pattern"], agent_channel=agent_channel, channels=channels, asr=asr,
-            redact=merged["redact"] and not no_redact, allow_list=tuple(merged["allow_list"]),
+            redact=merged["redact"] and not no_redact, allow_list=(*merged["allow_list"], *merged["organisation"]),
             audio_limits=AudioLimits(**{key: merged[key] for key in AudioLimits._fields}),
         )
 

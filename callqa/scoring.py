@@ -24,7 +24,9 @@ from .nlp import load_nlp
 from .phrases import CompiledRubric, compile_rubric
 from .records import AnalysedCall, Evaluation, MetricValue, Token, Transcript, Utterance
 from .redact import PhiSpan, Redactor, placeholder
+from .redact.organisations import names_organisation
 from .rubric import Rubric, load_rubrics
+from .rubric_models import PhraseCriterion
 from .score import evaluate
 from .store import Store, transaction
 
@@ -59,6 +61,19 @@ def phi_display(tokens: Sequence[Token], utterances: Sequence[Utterance],
     return display
 
 
+def rubric_phrases(rubrics: Iterable[Rubric]) -> list[str]:
+    """The rubrics' phrases that name an organisation ("thank you for calling Riverside Clinic"): kept readable
+    where they are said. Other phrases are not: a rubric may quote what a caller says, PHI included."""
+    phrases = []
+    for rubric in rubrics:
+        for _, criterion in rubric.criteria():
+            own = criterion.match if isinstance(criterion, PhraseCriterion) else None
+            for match in (own, criterion.na_unless.match if criterion.na_unless else None):
+                if match is not None:
+                    phrases += [p for p in match.phrases() if names_organisation(p)]
+    return phrases
+
+
 class Scorer:
     """Holds the spaCy pipeline, the compiled rubrics and the redactor, each loaded once per process."""
 
@@ -75,7 +90,9 @@ class Scorer:
     def from_rubrics(cls, rubrics: Iterable[Rubric], redact: bool = True, allow_list: Sequence[str] = ()) -> "Scorer":
         nlp = load_nlp()
         loaded = [LoadedRubric(rubric, compile_rubric(rubric, nlp)) for rubric in rubrics]
-        return cls(loaded, Redactor(nlp, allow_list=tuple(allow_list)) if redact else None)
+        if not redact:
+            return cls(loaded, None)
+        return cls(loaded, Redactor(nlp, allow_list=(*allow_list, *rubric_phrases(r.rubric for r in loaded))))
 
     def save_rubrics(self, store: Store) -> None:
         store.save_rubrics(loaded.rubric for loaded in self.rubrics)
@@ -86,10 +103,10 @@ class Scorer:
         call, docs = analysis.call, analysis.docs
         if self.redactor is None:
             return call, tuple(evaluate(call, r.compiled, docs) for r in self.rubrics)
-        spans = self.redactor.find_call([u.text for u in transcript.utterances], docs)
+        spans = self.redactor.find_utterances(transcript.utterances, docs)
         display = phi_display(call.tokens, transcript.utterances, spans)
         evaluations = tuple(evaluate(call, r.compiled, docs, display=display) for r in self.rubrics)
-        return self.redactor.redact_analysed(call, docs), evaluations
+        return self.redactor.redact_analysed(call, docs, spans), evaluations
 
     def rescore(self, store: Store, call_ids: Sequence[str], run_id: str,
                 only: Collection[str] | None = None) -> int:

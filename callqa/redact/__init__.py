@@ -1,11 +1,15 @@
 """Find protected health information (PHI) in call text and replace it with typed placeholders.
 
-Detection is the union of three layers:
-- Microsoft Presidio's analyzer on the already loaded spaCy pipeline: spaCy NER for person names, and
-  Presidio's pattern recognizers for written e-mails, phone numbers, card numbers, SSNs and Medicare ids;
-- recognizers of our own for what people *say* on the phone and ASR writes as words: digit sequences
+Detection, per utterance, runs in Microsoft Presidio's analyzer on the already loaded spaCy pipeline, whose
+registry holds:
+- Presidio's recognizers: spaCy NER for person names, patterns for written e-mails, phone numbers, card
+  numbers, SSNs and Medicare ids;
+- callqa's recognizers for what people *say* on the phone and ASR writes as words: digit sequences
   ("five five five, one two one two", "oh", "double five"), dates, spelled names ("S M I T H",
   "S as in Sam"), street addresses, e-mails ("john at gmail dot com") and names after cues ("my name is").
+Over the call, ``conversation`` finds the values given in pieces over several utterances after a cue in
+another one, and read back; a name found once counts everywhere in the call. Organisations are not names
+(``organisations``).
 
 Policy decisions (issue 7):
 - Every person name is PHI, staff and providers included, except what the allow-list keeps (the agent's
@@ -14,12 +18,14 @@ Policy decisions (issue 7):
   that relate to a person, and in clinic calls a full date is almost always a birth date. A date without a
   year ("Tuesday at 3", "March fourth") is kept so QA can read appointment talk, unless the utterance says
   it is a birthday / date of birth. There is no [DATE] placeholder.
-- City or state names alone are kept; a street address is redacted with whatever city, state and ZIP
-  follow it, and a ZIP code is redacted when announced as one.
+- A state is kept; a street address is redacted with whatever city, state and ZIP follow it in the same
+  utterance, and in an address window (see ``conversation``) the house number, street, city and ZIP said in
+  separate utterances are redacted, the state kept. A ZIP code is redacted when announced as one.
 
-Layout: ``redactor`` (the Redactor) runs ``presidio_engine`` and the spoken-form recognizers (``digits``,
-``dates``, ``names``, ``addresses``, ``emails``, sharing ``vocabulary``), keeps spans through ``merge`` and
-writes placeholders with ``replace``; ``spans`` holds the span type all of them share.
+Layout: ``redactor`` (the Redactor) runs ``presidio_engine`` with the spoken-form recognizers (``digits``,
+``dates``, ``names``, ``addresses``, ``emails``, sharing ``vocabulary``) registered in it, then
+``conversation`` over the call; ``organisations`` drops names that are organisations, ``merge`` keeps spans
+(allow-list, overlaps) and ``replace`` writes placeholders; ``spans`` holds the span type all of them share.
 """
 
 from .addresses import find_addresses

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from .dates import DATE, has_year
 from .spans import PhiSpan
-from .vocabulary import COMMON_INITIALISMS, DIGIT_WORDS, TEENS, TENS, UNITS
+from .vocabulary import COMMON_INITIALISMS, DIGIT_WORDS, NUMBER_WORD, TEENS, TENS, UNITS
 
 # Context words, searched backwards from a number: the nearest one decides what the number is.
 _CONTEXT_LABEL = {
@@ -32,6 +33,9 @@ _CONTEXT_WINDOW = 10  # word tokens looked back for a context word
 _TOKEN = re.compile(r"(?=[\w.-]*\d)[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)+|[A-Za-z0-9]+(?:'[A-Za-z]+)?|[^\sA-Za-z0-9]")
 
 
+_DIGITS_AND_DASHES = re.compile(r"\d+(?:[-.]\d+)+")
+
+
 class _Tok(NamedTuple):
     start: int
     end: int
@@ -43,7 +47,7 @@ def _tokens(text: str) -> list[_Tok]:
     return [_Tok(m.start(), m.end(), m.group(), m.group().lower()) for m in _TOKEN.finditer(text)]
 
 
-def _context_label(toks: list[_Tok], before: int) -> str | None:
+def _context_label(toks: Sequence[_Tok], before: int) -> str | None:
     words = [t.low for t in toks[max(0, before - 3 * _CONTEXT_WINDOW) : before] if t.low[0].isalnum()]
     window = words[-_CONTEXT_WINDOW:]
     labels = [_CONTEXT_LABEL[w] for w in reversed(window) if w in _CONTEXT_LABEL]
@@ -71,6 +75,8 @@ def _number_element(toks: list[_Tok], i: int, in_run: bool) -> tuple[int, int, i
         return None
     if tok.text.isdigit():
         return 1, len(tok.text), 0
+    if _DIGITS_AND_DASHES.fullmatch(tok.text):  # Whisper's "0-6", "421-1"
+        return 1, sum(c.isdigit() for c in tok.text), 0
     if any(c.isdigit() for c in tok.text) and sum(c.isalnum() for c in tok.text) >= 4:
         return 1, sum(c.isdigit() for c in tok.text), sum(c.isalpha() for c in tok.text)
     if tok.low in DIGIT_WORDS:
@@ -150,19 +156,47 @@ def _label_for_digits(digits: int, context: str | None) -> str | None:
     return "ID" if digits >= 7 else None
 
 
-def find_digit_sequences(text: str) -> list[PhiSpan]:
-    """Phone, card, SSN, member/record ids and ZIP codes, written as digits or spoken as words.
-
-    A full date ends a run: "10/14/1988, 555-301-7722" is a date and a phone, not an 18-digit card.
-    """
+@functools.lru_cache(maxsize=4096)  # the per-utterance recognizer and the conversation pass read the same runs
+def _runs(text: str) -> tuple[tuple[_Tok, ...], tuple[tuple[_Element, ...], ...]]:
+    """The tokens of ``text`` and its number runs, trimmed. A full date ends a run: "10/14/1988, 555-301-7722"
+    is a date and a phone, not an 18-digit card."""
     dates = [m.span() for m in DATE.finditer(text) if has_year(m)]
     toks = [t._replace(low="<date>") if any(a <= t.start < b for a, b in dates) else t for t in _tokens(text)]
+    return tuple(toks), tuple(tuple(run) for run in (_trim_run(toks, r) for r in _number_runs(toks)) if run)
+
+
+def forget_runs() -> None:
+    """Drop the cached runs (and so the text) of the call just redacted."""
+    _runs.cache_clear()
+
+
+# What a number run is when it is not an identifier: money, clock times, durations, doses, counts.
+_NOT_AN_ID_AFTER = re.compile(
+    rf"(?:\s+and\s+(?:{NUMBER_WORD}|\d+)(?:[\s-]+(?:{NUMBER_WORD}))*)?\s*(?:dollars?|bucks|cents?|percent|%|"
+    r"a\.?\s?m\b|p\.?\s?m\b|o'?clock|seconds?|minutes?|hours?|days?|business|weeks?|months?|years?|times?|"
+    r"moments?|milligrams?|mg\b|pills?|tablets?|refills?|of\s+them)",
+    re.IGNORECASE,
+)
+
+
+def is_quantity(text: str, start: int, end: int) -> bool:
+    return _NOT_AN_ID_AFTER.match(text, end) is not None or text[:start].rstrip().endswith("$")
+
+
+def number_runs_in(text: str) -> tuple[tuple[int, int, int], ...]:
+    """(start, end, digits) of every run of digits or number words in ``text`` that is not a quantity."""
+    toks, runs = _runs(text)
+    spans = [(toks[r[0].first].start, toks[r[-1].last].end, sum(e.digits for e in r)) for r in runs]
+    return tuple(s for s in spans if not is_quantity(text, s[0], s[1]))
+
+
+def find_digit_sequences(text: str) -> list[PhiSpan]:
+    """Phone, card, SSN, member/record ids and ZIP codes, written as digits or spoken as words."""
+    toks, runs = _runs(text)
     spans = []
-    for run in _number_runs(toks):
-        run = _trim_run(toks, run)
-        if not run:
-            continue
+    for run in runs:
         label = _label_for_digits(sum(e.digits for e in run), _context_label(toks, run[0].first))
-        if label is not None:
-            spans.append(PhiSpan(toks[run[0].first].start, toks[run[-1].last].end, label, "spoken_digits"))
+        start, end = toks[run[0].first].start, toks[run[-1].last].end
+        if label is not None and not is_quantity(text, start, end):
+            spans.append(PhiSpan(start, end, label, "spoken_digits"))
     return spans

@@ -41,7 +41,16 @@ _NAME_WORD = r"[A-Za-z][A-Za-z'-]*"
 # After these cues the next one to three words that are not function words are a name, in any case
 # (human and ASR transcripts are often all lower case: "my name is elizabeth rodriguez i would like").
 _STRONG_NAME_CUE = re.compile(
-    r"\b(?:(?:first|last|full|middle|maiden|sur)\s*name|name)(?:\s+is|'s)?\s*[,:]?\s+", re.IGNORECASE
+    r"\b(?:(?:first|last|full|middle|maiden|sur)\s*name|(?<!company\s)(?<!business\s)(?<!bank\s)(?<!store\s)"
+    r"(?<!street\s)(?<!payee\s)(?<!biller\s)name)(?:\s+is|'s)?\s*[,:]?\s+",
+    re.IGNORECASE,
+)  # "the company name is ..." names an organisation
+# A self-introduction opening the utterance ("hi this is patricia johns and ...") names the speaker in any case.
+# So does "this is maria how may i help you" / "this is maria from ...", wherever it stands.
+_INTRO_CUE = re.compile(
+    r"(?:(?:^|(?<![\w'])(?:hi|hello|hey|yes|yeah|morning|afternoon|evening)[\s,.!]+)(?:(?:um|uh)[\s,]+)?this\s+is\s+"
+    r"|(?<![\w'])this\s+is\s+(?=[a-z'-]+(?:\s+[a-z'-]+)?[\s,]+(?:how\s+(?:can|may|could)|speaking|from|here)\b))",
+    re.IGNORECASE,
 )
 # After these cues only Capitalised words count.
 _WEAK_NAME_CUE = re.compile(
@@ -76,7 +85,7 @@ def _name_words_after(text: str, pos: int, capitalised_only: bool) -> tuple[int,
 
 def find_cued_names(text: str) -> list[PhiSpan]:
     spans = []
-    for cue, capitalised_only in ((_STRONG_NAME_CUE, False), (_WEAK_NAME_CUE, True)):
+    for cue, capitalised_only in ((_STRONG_NAME_CUE, False), (_INTRO_CUE, False), (_WEAK_NAME_CUE, True)):
         for m in cue.finditer(text):
             found = _name_words_after(text, m.end(), capitalised_only)
             if found is not None:

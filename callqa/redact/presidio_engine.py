@@ -1,14 +1,21 @@
-"""Microsoft Presidio's analyzer on the already loaded spaCy pipeline: spaCy NER for person names, and
-Presidio's pattern recognizers for written e-mails, phone numbers, card numbers, SSNs and Medicare ids."""
+"""Microsoft Presidio's analyzer on the already loaded spaCy pipeline, as the engine of per-utterance detection.
+
+Its registry holds Presidio's own recognizers (spaCy NER for person names; patterns for written e-mails, phone
+numbers, card numbers, SSNs and Medicare ids) and callqa's recognizers of spoken forms, each wrapped as an
+``EntityRecognizer`` whose entities are callqa's labels. One ``analyze`` call runs them all, with Presidio's
+score threshold and its removal of duplicate and contained results of one entity type; a recognizer that
+cannot match the text (no digit, no "@") is not asked.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .spans import PhiSpan
+from .spans import LABELS, PhiSpan
 from .vocabulary import NOT_NAMES
 
 _PRESIDIO_LABEL = {
@@ -16,6 +23,25 @@ _PRESIDIO_LABEL = {
     "US_SSN": "ID", "US_MBI": "ID",
 }  # fmt: skip
 _PRESIDIO_MIN_SCORE = 0.3  # Presidio's own floor for a bare pattern match without context words
+_OWN_SCORE = 0.85  # callqa's recognizers decide themselves (their cues are their context)
+_NEEDS_DIGIT = ["PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "US_MBI"]
+_HAS_DIGIT = re.compile(r"\d")
+
+
+def own_recognizer(name: str, find: Callable[[str], list[PhiSpan]], labels: Sequence[str]):
+    """A callqa recognizer (text -> PhiSpans) as a Presidio EntityRecognizer of ``labels``."""
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+    class OwnRecognizer(EntityRecognizer):
+        def load(self) -> None:
+            pass
+
+        def analyze(self, text, entities, nlp_artifacts=None):
+            wanted = set(entities or labels)
+            return [RecognizerResult(span.label, span.start, span.end, _OWN_SCORE)
+                    for span in find(text) if span.label in wanted]
+
+    return OwnRecognizer(supported_entities=list(labels), name=name)
 
 
 def _offline_email_recognizer():
@@ -35,8 +61,9 @@ def _offline_email_recognizer():
     return OfflineEmailRecognizer()
 
 
-def build_analyzer(nlp: Language):
-    """An AnalyzerEngine that tags with ``nlp`` itself: no second spaCy model is loaded."""
+def build_analyzer(nlp: Language, own: Sequence[tuple[str, Callable[[str], list[PhiSpan]], Sequence[str]]] = ()):
+    """An AnalyzerEngine that tags with ``nlp`` itself (no second spaCy model is loaded), with Presidio's
+    recognizers and ``own``: (name, find, labels) of callqa's."""
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import (
@@ -66,7 +93,11 @@ def build_analyzer(nlp: Language):
         UsMbiRecognizer(),
     ):
         registry.add_recognizer(recognizer)
-    return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
+    for name, find, labels in own:
+        registry.add_recognizer(own_recognizer(name, find, labels))
+    analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
+    analyzer.callqa_entities = list(analyzer.get_supported_entities("en"))  # type: ignore[attr-defined]
+    return analyzer
 
 
 def _unlikely_person(span_text: str) -> bool:
@@ -78,18 +109,24 @@ def _unlikely_person(span_text: str) -> bool:
     return not any(w[0].isupper() for w in words) or all(w.lower() in NOT_NAMES for w in words)
 
 
-def presidio_spans(analyzer, doc: Doc) -> list[PhiSpan]:
-    """Presidio's findings in ``doc`` as PHI spans, less the PERSON tags that are not names."""
+def presidio_spans(analyzer, doc: Doc, context: Sequence[str] = ()) -> list[PhiSpan]:
+    """Every recognizer's findings in ``doc`` as PHI spans, less the PERSON tags that are not names.
+
+    ``context``: words said before this utterance (a cue in an earlier turn); Presidio's context enhancement
+    counts them beside the words around each match, as it counts its own.
+    """
     # _doc_to_nlp_artifact is Presidio's own Doc -> NlpArtifacts step; calling it lets a Doc the
     # analysis stage already parsed be reused instead of running spaCy a second time.
+    text = doc.text
+    entities = [e for e in analyzer.callqa_entities
+                if not (e in _NEEDS_DIGIT and not _HAS_DIGIT.search(text) or e == "EMAIL_ADDRESS" and "@" not in text)]
     artifacts = analyzer.nlp_engine._doc_to_nlp_artifact(doc, "en")
-    results = analyzer.analyze(doc.text, language="en", nlp_artifacts=artifacts, score_threshold=_PRESIDIO_MIN_SCORE)
+    results = analyzer.analyze(text, language="en", entities=entities, nlp_artifacts=artifacts,
+                               score_threshold=_PRESIDIO_MIN_SCORE, context=list(context) or None)
     spans = []
     for r in results:
-        if r.entity_type not in _PRESIDIO_LABEL or (
-            r.entity_type == "PERSON" and _unlikely_person(doc.text[r.start : r.end])
-        ):
+        label = _PRESIDIO_LABEL.get(r.entity_type, r.entity_type)
+        if label not in LABELS or (r.entity_type == "PERSON" and _unlikely_person(text[r.start : r.end])):
             continue
-        source = f"presidio:{r.recognition_metadata.get('recognizer_name', '')}"
-        spans.append(PhiSpan(r.start, r.end, _PRESIDIO_LABEL[r.entity_type], source))
+        spans.append(PhiSpan(r.start, r.end, label, f"presidio:{r.recognition_metadata.get('recognizer_name', '')}"))
     return spans
