@@ -37,6 +37,9 @@ app = typer.Typer(
 rubric_app = typer.Typer(help="Work with rubric files.", no_args_is_help=True)
 app.add_typer(rubric_app, name="rubric")
 
+reviews_app = typer.Typer(help="Human reviews of scored calls.", no_args_is_help=True)
+app.add_typer(reviews_app, name="reviews")
+
 DbOption = typer.Option(
     None, "--db", envvar="CALLQA_DB", help=f"DuckDB file (default: {DEFAULT_DB}; env CALLQA_DB)", show_default=False
 )
@@ -248,6 +251,92 @@ def sql(
 
     with _run():
         _echo(render_frame(run_sql(db, sys.stdin.read() if statement in (None, "-") else statement), fmt))
+
+
+SinceDay = typer.Option(None, "--since", formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD.")
+UntilDay = typer.Option(None, "--until", formats=["%Y-%m-%d"], help="Last day (included), YYYY-MM-DD.")
+RubricVersion = typer.Option(None, "--rubric", help="Rubric id (its latest version) or ID@VERSION (default: all).")
+
+
+@app.command()
+def sample(
+    output: Path = typer.Option(..., "--output", "-o", help="The review form: FILE.csv or FILE.xlsx."),
+    per_agent: int = typer.Option(5, "--per-agent", min=1, help="Calls per agent."),
+    since: Optional[datetime] = SinceDay, until: Optional[datetime] = UntilDay,
+    agent: List[str] = typer.Option([], "--agent", help="Only this agent (repeatable) (default: all)."),
+    rubric: Optional[str] = RubricVersion,
+    seed: int = typer.Option(0, "--seed", help="Seed of the random share (same seed, same queue)."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """A review queue: per agent, failed, borderline, uncertain and random calls, as a review form."""
+    from .review_queue import SampleQuery, write_sample
+
+    with _run():
+        query = SampleQuery(per_agent, since and since.date(), until and until.date(), tuple(agent), rubric, seed)
+        summary = write_sample(db, query, output)
+        if not _quiet():
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.reasons.items()))
+            typer.echo(f"wrote {output}: {summary.calls} calls of {summary.agents} agents, {summary.rows} rows "
+                       f"to review ({reasons or 'no calls'})")
+
+
+@reviews_app.command("import")
+def reviews_import(
+    file: Path = typer.Argument(..., help="Filled-in review form, .csv or .xlsx."),
+    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Reviewer of rows without one."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (its allow_list for redaction)."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Import human reviews; unknown calls or criteria are listed and skipped (exit 3), a bad file imports nothing
+    (exit 2)."""
+    from .config import load_config
+    from .reviews import import_reviews
+
+    with _run():
+        summary = import_reviews(db, file, reviewer, load_config(config).allow_list)
+        for reason in summary.skipped:
+            _err(f"callqa: skipped {file}: {reason}")
+        if not _quiet():
+            typer.echo(f"imported {summary.imported} reviews from {file} ({summary.replaced} replaced earlier ones, "
+                       f"{summary.blank} rows without an outcome, {len(summary.skipped)} skipped)")
+        if summary.skipped:
+            raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command()
+def calibrate(
+    rubric: Optional[str] = RubricVersion, since: Optional[datetime] = SinceDay, until: Optional[datetime] = UntilDay,
+    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Only this reviewer's reviews."),
+    fmt: str = typer.Option("table", "--format", help="table|csv|json."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Agreement and Cohen's kappa per criterion: automatic outcomes against reviewers, reviewers against each other."""
+    from .calibration import CalibrationQuery, calibration_frame, calibration_table
+    from .export import render_frame
+
+    with _run():
+        frame = calibration_frame(db, CalibrationQuery(rubric, since and since.date(), until and until.date(),
+                                                       reviewer))
+        _echo(calibration_table(frame) if fmt == "table" else render_frame(frame, fmt))
+
+
+@rubric_app.command("diff")
+def rubric_diff(
+    old: str = typer.Argument(..., help="Rubric file or stored version ID@VERSION."),
+    new: str = typer.Argument(..., help="Rubric file or stored version ID@VERSION."),
+    since: Optional[datetime] = SinceDay, until: Optional[datetime] = UntilDay,
+    agent: List[str] = typer.Option([], "--agent", help="Only this agent's calls (repeatable)."),
+    fmt: str = typer.Option("table", "--format", help="table|csv|json."),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Backtest a rubric change on stored calls: calls whose score or verdict changes, pass rates per agent.
+    Writes nothing."""
+    from .backtest import DiffQuery, render_diff
+    from .backtest import rubric_diff as run_diff
+
+    with _run():
+        query = DiffQuery(old, new, since and since.date(), until and until.date(), tuple(agent))
+        _echo(render_diff(run_diff(db, query), fmt))
 
 
 def main() -> None:

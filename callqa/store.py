@@ -139,8 +139,13 @@ class Store:
         self.read_only = read_only
         self.con = _open(self.path, read_only)
         if read_only:
-            if schema_version(self.con) == 0:
+            version = schema_version(self.con)
+            if version == 0:
                 raise DatabaseError(f"{self.path} is not a callqa database")
+            if version < SCHEMA_VERSION:  # a file of an older callqa: upgrade it in place once, then read
+                self.con.close()
+                Store(self.path).close()
+                self.con = _open(self.path, read_only)
         else:
             migrate(self.con)
 
@@ -240,6 +245,9 @@ class Store:
                 self.con.unregister("_callqa_keys")
         for table, frame in frames.items():
             insert_frame(self.con, table, frame)
+        from .reviews import refresh_reviewed_scores  # (reviews imports this module)
+
+        refresh_reviewed_scores(self.con, sorted(set(frames["evaluations"]["call_id"].to_pylist())))
 
 
 def call_frame(record: CallRecord, run_id: str) -> pa.Table:
