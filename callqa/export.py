@@ -209,7 +209,7 @@ def scorecard_table(frame: pd.DataFrame) -> str:
         return "no scored calls match"
     shown = frame.drop(columns=["rubric_version", "first_call", "last_call"])
     for column in shown.columns:
-        if column == "pass_rate":
+        if column in ("pass_rate", "reviewed_pass_rate"):
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}%")
         elif column == "avg_score" or column.startswith("avg_"):
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
@@ -226,7 +226,7 @@ def _write_xlsx(store: Store, query: ScorecardQuery, frame: pd.DataFrame, path: 
             data.to_excel(writer, sheet_name=sheet, index=False)
             worksheet = writer.sheets[sheet]
             for col, name in enumerate(data.columns, start=1):
-                number_format = ("0.0%" if name == "pass_rate" else "0.0" if name.startswith("avg_")
+                number_format = ("0.0%" if name in ("pass_rate", "reviewed_pass_rate") else "0.0" if name.startswith("avg_")
                                  else "yyyy-mm-dd" if name == "period" else None)
                 worksheet.column_dimensions[worksheet.cell(row=1, column=col).column_letter].width = len(name) + 4
                 for row in range(2, len(data) + 2) if number_format else ():

@@ -222,6 +222,9 @@ def _kpis(row: dict, rubric: RubricInfo) -> str:
             else "no start times")
     items = [(row["calls"], "calls"), (_score(row["avg_score"]), f"mean score (pass {rubric.pass_mark:g})"),
              (_percent(row["pass_rate"]), "passed"), (row["auto_fail_count"], "auto-fails"), (span, "period")]
+    if row.get("reviewed_calls"):
+        items[2:2] = [(_score(row["avg_reviewed_score"]), f"reviewed score ({row['reviewed_calls']} calls)"),
+                      (_percent(row["reviewed_pass_rate"]), "passed after review")]
     return '<div class="kpis">' + "".join(f'<div class="kpi"><b>{_e(v)}</b><span>{_e(k)}</span></div>'
                                           for v, k in items) + "</div>"
 
@@ -259,11 +262,15 @@ def _summary(data: ReportData, agents: list[str]) -> str:
     rows = "".join(
         f'<tr><td><a href="#agent-{agents.index(r.agent_id)}">{_e(r.agent_id)}</a></td><td>{_e(r.rubric_id)}</td>'
         f'<td class="num">{r.calls}</td><td class="num">{_score(r.avg_score)}</td>'
-        f'<td class="num">{_percent(r.pass_rate)}</td><td class="num">{r.auto_fail_count}</td></tr>'
+        f'<td class="num">{_percent(r.pass_rate)}</td><td class="num">{r.auto_fail_count}</td>'
+        f'<td class="num">{r.reviewed_calls}</td><td class="num">{_score(r.avg_reviewed_score)}</td>'
+        f'<td class="num">{_percent(r.reviewed_pass_rate)}</td></tr>'
         for r in data.overall.itertuples()
     )
     return ('<table class="summary"><thead><tr><th>Agent</th><th>Rubric</th><th class="num">Calls</th>'
-            '<th class="num">Mean score</th><th class="num">Pass rate</th><th class="num">Auto-fails</th></tr>'
+            '<th class="num">Mean score</th><th class="num">Pass rate</th><th class="num">Auto-fails</th>'
+            '<th class="num">Reviewed calls</th><th class="num">Reviewed score</th>'
+            '<th class="num">Reviewed pass rate</th></tr>'
             f"</thead><tbody>{rows}</tbody></table>")
 
 
