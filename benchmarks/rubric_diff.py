@@ -13,7 +13,6 @@ checked one by one. Prints a table; a measurement, not a test.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -21,14 +20,13 @@ import platform
 import resource
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rescore import ROOT, callqa, replicate  # noqa: E402  (the same builder of 10,000 stored calls)
+from rescore import ROOT, callqa, print_table, stored_calls_db  # noqa: E402  (the same builder of 10,000 stored calls)
 
 
 def digest(path: Path) -> str:
@@ -71,18 +69,8 @@ def mismatches(diff: list[dict], db: Path) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=Path, default=ROOT / "sample_calls", help="folder of sample calls")
-    parser.add_argument("--calls-stored", type=int, default=10_000, help="calls in the store (default 10,000)")
-    parser.add_argument("--work", type=Path, help="folder for the DBs [default: a temporary one]")
-    args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="callqa-diff-"))
-    work.mkdir(parents=True, exist_ok=True)
-    seed_db, db, copy = work / "seed.duckdb", work / "diff.duckdb", work / "rescored.duckdb"
-    if not seed_db.exists():
-        callqa("score", str(args.calls), "--db", str(seed_db))
-    shutil.copy(seed_db, db)
-    stored = replicate(db, args.calls_stored)
+    args, work, db, stored = stored_calls_db(__doc__.split("\n\n")[0], "diff.duckdb")
+    copy = work / "rescored.duckdb"
     callqa("sql", "--db", str(db), "SELECT 1")  # a seed from an older callqa is upgraded here, not in the timing
     shipped = (ROOT / "rubrics" / "clinic_helpdesk.yaml").read_text()
     new = work / "clinic_v2.yaml"
@@ -115,9 +103,7 @@ def main() -> None:
          else "MISMATCH"),
         ("database after both diffs", "byte-identical" if unchanged else "CHANGED", "ok" if unchanged else "BAD"),
     ]
-    widths = [max(len(r[i]) for r in table) for i in range(3)]
-    for row in table:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    print_table(table)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 

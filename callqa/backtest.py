@@ -130,6 +130,9 @@ def rubric_diff(db: Path | None, query: DiffQuery) -> DiffResult:
     until = datetime.combine(query.until + timedelta(days=1), time()) if query.until else None
     with Store(db, read_only=True) as store:
         old, new = resolve_rubric(query.old, store), resolve_rubric(query.new, store)
+        unknown = set(query.agents) - {a for (a,) in store.con.execute("SELECT DISTINCT agent_id FROM calls").fetchall()}
+        if unknown:
+            raise NotFoundError(f"no calls of agent {', '.join(map(repr, sorted(unknown)))} in {store.path}")
         call_ids = select_calls(store, since, until, query.agents)
         info = {call_id: (agent, started) for call_id, agent, started in store.con.execute(
             "SELECT call_id, agent_id, started_at FROM calls WHERE call_id IN (SELECT unnest(?))",

@@ -4,8 +4,11 @@ the bank test rubric), stored by the real Store, spread over three agents and fo
 from __future__ import annotations
 
 import csv
+import shutil
 from datetime import datetime
 from pathlib import Path
+
+import pytest
 
 from callqa.records import CallRecord, CallSource
 from callqa.scoring import Scorer
@@ -36,6 +39,20 @@ def build_loop_db(path: Path, copies: int = 4) -> Path:
                                     datetime(2026, 11, 2 + i, 9 + k), f"sha{n}", 1, {}, "manifest")
                 store.save_call(CallRecord(source, "ok", None, "bundled:tiny.en", True, call.duration_s,
                                            speaker_mode=mode, analysed=analysed, evaluations=evaluations), "run-1")
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """The scored database, built once per test module (import this fixture with ``db``)."""
+    return build_loop_db(tmp_path_factory.mktemp("loop") / "built.duckdb")
+
+
+@pytest.fixture
+def db(built, tmp_path) -> Path:
+    """A copy of it for one test."""
+    path = tmp_path / "callqa.duckdb"
+    shutil.copy(built, path)
     return path
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -16,21 +15,9 @@ from typer.testing import CliRunner
 
 from callqa.cli import app
 from callqa.store import Store
-from loop_helpers import AGENTS, FORMULA_CALL, build_loop_db, read_csv, write_csv
+from loop_helpers import AGENTS, FORMULA_CALL, built, db, read_csv, write_csv  # noqa: F401 (fixtures)
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    return build_loop_db(tmp_path_factory.mktemp("loop") / "built.duckdb")
-
-
-@pytest.fixture
-def db(built, tmp_path) -> Path:
-    path = tmp_path / "callqa.duckdb"
-    shutil.copy(built, path)
-    return path
 
 
 def cli(*args: str):

@@ -16,21 +16,9 @@ from typer.testing import CliRunner
 
 from callqa import scoring
 from callqa.cli import app
-from loop_helpers import BANK_RUBRIC, build_loop_db
+from loop_helpers import BANK_RUBRIC, built, db  # noqa: F401 (fixtures)
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    return build_loop_db(tmp_path_factory.mktemp("diff") / "built.duckdb")
-
-
-@pytest.fixture
-def db(built, tmp_path) -> Path:
-    path = tmp_path / "callqa.duckdb"
-    shutil.copy(built, path)
-    return path
 
 
 @pytest.fixture
@@ -132,10 +120,11 @@ def test_filters_and_csv(db, changed):
     assert same.exit_code == 0 and json.loads(same.output) == []
 
 
-@pytest.mark.parametrize("old,message", [("bank-calls@9", "no rubric 'bank-calls@9'"),
-                                         ("nothing-here.yaml", "neither a rubric file nor")])
-def test_unknown_rubrics_exit_2(db, changed, old, message):
-    result = diff(db, old, str(changed))
+@pytest.mark.parametrize("old,message,more", [("bank-calls@9", "no rubric 'bank-calls@9'", ()),
+                                              ("nothing-here.yaml", "neither a rubric file nor", ()),
+                                              ("bank-calls@1", "no calls of agent 'nobody'", ("--agent", "nobody"))])
+def test_unknown_rubrics_or_agents_exit_2(db, changed, old, message, more):
+    result = diff(db, old, str(changed), *more)
     assert result.exit_code == 2 and message in result.output
 
 
