@@ -86,8 +86,10 @@ def _reasons(row: dict) -> list[tuple[str, str, float]]:
     confidence = row.get("role_confidence")
     if confidence is not None and not pd.isna(confidence) and confidence < LOW_ROLE_CONFIDENCE:
         found.append(("uncertain speakers", f"low role confidence ({confidence:.2f})", float(confidence) - 1))
-    if row.get("review_reasons"):
-        found.append(("uncertain speakers", str(row["review_reasons"]), 0.0))
+    noted = row.get("review_reasons")  # a list of reasons (VARCHAR[]) where the database has the column
+    noted = noted if noted is None or isinstance(noted, str) else "; ".join(map(str, noted))
+    if noted:
+        found.append(("uncertain speakers", noted, 0.0))
     return found
 
 

@@ -211,6 +211,20 @@ def test_sample_names_uncertain_speakers_and_calls_near_the_pass_mark(db, tmp_pa
             assert abs(scores[call] - 80) <= 5
 
 
+def test_sample_uses_role_confidence_and_review_reasons_where_the_database_has_them(db, tmp_path):
+    con = duckdb.connect(str(db))
+    present = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'calls'").fetchall()}
+    for column, kind in (("role_confidence", "DOUBLE"), ("review_reasons", "VARCHAR[]")):
+        if column not in present:  # as the role detection adds them
+            con.execute(f"ALTER TABLE calls ADD COLUMN {column} {kind}")
+    con.execute("UPDATE calls SET role_confidence = 0.55 WHERE call_id = 'hv-07'")
+    con.execute("UPDATE calls SET review_reasons = ['roles uncertain: both channels greet'] WHERE call_id = 'hv-09'")
+    con.close()
+    reasons = {r["call_id"]: r["reason"] for r in read_csv(sample(db, tmp_path / "q.csv", "--per-agent", "4"))}
+    assert "low role confidence (0.55)" in reasons["hv-07"]
+    assert "roles uncertain: both channels greet" in reasons["hv-09"]
+
+
 def test_sample_filters_agent_days_and_rubric(db, tmp_path):
     form = read_csv(sample(db, tmp_path / "q.csv", "--agent", "b.chen", "--since", "2026-11-03",
                            "--until", "2026-11-04", "--rubric", "bank-calls@1"))
