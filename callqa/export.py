@@ -208,6 +208,8 @@ def scorecard_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "no scored calls match"
     shown = frame.drop(columns=["rubric_version", "first_call", "last_call"])
+    if not shown["reviewed_calls"].any():  # no human reviews yet: nothing to show beside the scores
+        shown = shown.drop(columns=["reviewed_calls", "avg_reviewed_score", "reviewed_pass_rate"])
     for column in shown.columns:
         if column in ("pass_rate", "reviewed_pass_rate"):
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}%")
