@@ -61,19 +61,31 @@ def replicate(db: Path, wanted: int) -> int:
         con.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def print_table(table: list[tuple[str, str, str]]) -> None:
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def stored_calls_db(description: str, name: str) -> tuple[argparse.Namespace, Path, Path, int]:
+    """The options every stored-calls benchmark takes, and a DB ``name`` in the work folder holding the wanted
+    number of stored calls: (args, work folder, DB, calls stored)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--calls", type=Path, default=ROOT / "sample_calls", help="folder of sample calls")
     parser.add_argument("--calls-stored", type=int, default=10_000, help="calls in the store (default 10,000)")
-    parser.add_argument("--work", type=Path, help="folder for the DB [default: a temporary one]")
+    parser.add_argument("--work", type=Path, help="folder for the DBs [default: a temporary one]")
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="callqa-rescore-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="callqa-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    seed_db, db = work / "seed.duckdb", work / "rescore.duckdb"
+    seed_db, db = work / "seed.duckdb", work / name
     if not seed_db.exists():
         callqa("score", str(args.calls), "--db", str(seed_db))
     shutil.copy(seed_db, db)
-    stored = replicate(db, args.calls_stored)
+    return args, work, db, replicate(db, args.calls_stored)
+
+
+def main() -> None:
+    args, work, db, stored = stored_calls_db(__doc__.split("\n\n")[0], "rescore.duckdb")
     shipped = (ROOT / "rubrics" / "clinic_helpdesk.yaml").read_text()
     changed = work / "clinic_changed.yaml"
     changed.write_text(shipped.replace("pass_mark: 80", "pass_mark: 70").replace("version: 1", "version: 2"))
@@ -95,9 +107,7 @@ def main() -> None:
         ("callqa rescore wall time", f"{wall:.1f} s ({stored / wall:,.0f} calls/s)",
          f"target <= 30 s: {'ok' if wall <= 30 else 'MISSED'}"),
     ]
-    widths = [max(len(r[i]) for r in table) for i in range(3)]
-    for row in table:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    print_table(table)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 

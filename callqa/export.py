@@ -81,8 +81,10 @@ def scorecard_table(frame: pd.DataFrame) -> str:
         return "no scored calls match"
     shown = _text_cells(frame.drop(columns=["rubric_version", "first_call", "last_call"]),
                         lambda v: v if not isinstance(v, str) else terminal_safe(v, one_line=True))
+    if not shown["reviewed_calls"].any():  # no human reviews yet: nothing to show beside the scores
+        shown = shown.drop(columns=["reviewed_calls", "avg_reviewed_score", "reviewed_pass_rate"])
     for column in shown.columns:
-        if column == "pass_rate":
+        if column in ("pass_rate", "reviewed_pass_rate"):
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}%")
         elif column == "avg_score" or column.startswith("avg_"):
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
@@ -107,7 +109,7 @@ def _write_xlsx(store: Store, query: ScorecardQuery, frame: pd.DataFrame, path: 
             data.to_excel(writer, sheet_name=sheet, index=False)
             worksheet = writer.sheets[sheet]
             for col, name in enumerate(data.columns, start=1):
-                number_format = ("0.0%" if name == "pass_rate" else "0.0" if name.startswith("avg_")
+                number_format = ("0.0%" if name in ("pass_rate", "reviewed_pass_rate") else "0.0" if name.startswith("avg_")
                                  else "yyyy-mm-dd" if name == "period" else None)
                 worksheet.column_dimensions[worksheet.cell(row=1, column=col).column_letter].width = len(name) + 4
                 for row in range(2, len(data) + 2) if number_format else ():
@@ -141,7 +143,7 @@ def _refuse_database(store: Store, output: Path) -> None:
                              f"{' WAL' if protected != database else ''}; choose another -o file")
 
 
-def _write_atomically(output: Path, write: Callable[[Path], object]) -> None:
+def write_atomically(output: Path, write: Callable[[Path], object]) -> None:
     """Let ``write`` fill an owner-only temporary file beside ``output``, then rename it over ``output``."""
     folder = output.parent
     if not folder.is_dir():
@@ -176,14 +178,14 @@ def write_scorecard(store: Store, query: ScorecardQuery, fmt: str | None = None,
         if fmt in FILE_ONLY_FORMATS:
             assert output is not None  # resolve_format refuses these formats without -o
             if fmt == "xlsx":
-                _write_atomically(output, lambda path: _write_xlsx(store, query, frame, path))
+                write_atomically(output, lambda path: _write_xlsx(store, query, frame, path))
             else:
-                _write_atomically(output, lambda path: frame.to_parquet(path, index=False))
+                write_atomically(output, lambda path: frame.to_parquet(path, index=False))
             log.info("wrote %s (%d rows)", output, len(frame))
             return None
         text = scorecard_table(frame) if fmt == "table" else render_frame(frame, fmt)
     if output is None:
         return text
-    _write_atomically(output, lambda path: path.write_text(text, encoding="utf-8"))
+    write_atomically(output, lambda path: path.write_text(text, encoding="utf-8"))
     log.info("wrote %s", output)
     return None

@@ -191,8 +191,8 @@ def _column_names(columns: str) -> list[str]:
     return [p.split()[0] for p in parts if p.split() and p.split()[0].upper() != "PRIMARY"]
 
 
-def _table_ddl(name: str) -> list[str]:
-    columns, comment, column_comments = TABLES[name]
+def _table_ddl(name: str, tables: dict = TABLES) -> list[str]:
+    columns, comment, column_comments = tables[name]
     statements = [f"CREATE TABLE {name} ({columns})", f"COMMENT ON TABLE {name} IS {_quote(comment)}"]
     for col in _column_names(columns):
         text = column_comments.get(col) or COMMON_COLUMNS[col]
@@ -220,6 +220,31 @@ ROLE_COLUMNS = {
                                     "when nothing needs a look, NULL on failed calls."),
 }
 
+# v3 (issue 17): human reviews of criteria, and each evaluation's score recomputed with them.
+REVIEW_TABLES = {
+    "human_reviews": (
+        """call_id VARCHAR, rubric_id VARCHAR, criterion_id VARCHAR, reviewer VARCHAR, outcome VARCHAR,
+        reviewed_at TIMESTAMP, comment VARCHAR, imported_at TIMESTAMP, source_file VARCHAR,
+        PRIMARY KEY (call_id, rubric_id, criterion_id, reviewer)""",
+        "A reviewer's own outcome for one criterion of one call (callqa reviews import); importing the same "
+        "reviewer, call and criterion again replaces the row.",
+        {
+            "rubric_id": "Rubric the criterion belongs to; a review applies to every version of it with that criterion.",
+            "reviewer": "Who reviewed the call (the file's reviewer column, or --reviewer).",
+            "outcome": "The reviewer's outcome: pass, fail or na.",
+            "reviewed_at": "When the review was made (the file's reviewed_at, else the import time).",
+            "comment": "The reviewer's comment (PHI redacted like transcripts).",
+            "imported_at": "When the row was imported.",
+            "source_file": "File the row was imported from.",
+        },
+    ),
+}
+REVIEWED_COLUMNS = {
+    "reviewed_score": ("DOUBLE", "The score recomputed with human outcomes (human_reviews, the latest review per "
+                                 "criterion) in place of the automatic ones; NULL when the call has no review."),
+    "reviewed_passed": ("BOOLEAN", "reviewed_score >= the rubric's pass_mark; NULL without a review or a score."),
+}
+
 MIGRATIONS: dict[int, list[str]] = {
     1: [stmt for name in TABLES for stmt in _table_ddl(name)],
     2: [stmt for col, (kind, text) in ROLE_COLUMNS.items()
@@ -228,5 +253,9 @@ MIGRATIONS: dict[int, list[str]] = {
     + ["COMMENT ON COLUMN calls.speaker_mode IS "
        + _quote("stereo (one speaker per channel, the agent on the left), stereo_swapped (the agent on the right), "
                 "mono, mono_fallback_silent or mono_fallback_dual.")],
+    3: [*_table_ddl("human_reviews", REVIEW_TABLES),
+        *(stmt for col, (kind, text) in REVIEWED_COLUMNS.items()
+          for stmt in (f"ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS {col} {kind}",
+                       f"COMMENT ON COLUMN evaluations.{col} IS {_quote(text)}"))],
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -108,18 +108,23 @@ class Scorer:
         evaluations = tuple(evaluate(call, r.compiled, docs, display=display) for r in self.rubrics)
         return self.redactor.redact_analysed(call, docs, spans), evaluations
 
-    def rescore(self, store: Store, call_ids: Sequence[str], run_id: str,
-                only: Collection[str] | None = None) -> int:
-        """Evaluate stored calls from their stored tokens against this scorer's rubrics, or ``only`` those with
-        these hashes; one transaction per chunk."""
+    def evaluate_stored(self, store: Store, call_ids: Sequence[str],
+                        only: Collection[str] | None = None) -> Iterator[tuple[int, list[Evaluation]]]:
+        """(calls in the chunk, their evaluations) of stored calls, evaluated in memory from their stored tokens
+        against this scorer's rubrics, or ``only`` those with these hashes; nothing is written."""
         rubrics = [r for r in self.rubrics if only is None or r.rubric.sha256 in only]
         workers = (os.cpu_count() or 1) if len(call_ids) > RESCORE_CHUNK and _FORK is not None else 0
-        count = 0
         with ChunkEvaluator(rubrics, workers) as evaluator:
-            for calls, evaluations in evaluator.evaluated(stored_rows(store, call_ids, RESCORE_CHUNK)):
-                with transaction(store.con):
-                    store.write_evaluations(evaluations, run_id)
-                count += calls
+            yield from evaluator.evaluated(stored_rows(store, call_ids, RESCORE_CHUNK))
+
+    def rescore(self, store: Store, call_ids: Sequence[str], run_id: str,
+                only: Collection[str] | None = None) -> int:
+        """``evaluate_stored`` and write the evaluations, one transaction per chunk."""
+        count = 0
+        for calls, evaluations in self.evaluate_stored(store, call_ids, only):
+            with transaction(store.con):
+                store.write_evaluations(evaluations, run_id)
+            count += calls
         return count
 
 

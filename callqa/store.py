@@ -248,6 +248,9 @@ class Store:
                 self.con.unregister("_callqa_keys")
         for table, frame in frames.items():
             insert_frame(self.con, table, frame)
+        from .reviews import refresh_reviewed_scores  # (reviews imports this module)
+
+        refresh_reviewed_scores(self.con, sorted(set(frames["evaluations"]["call_id"].to_pylist())))
 
 
 def call_frame(record: CallRecord, run_id: str) -> pa.Table:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Literal, get_args
 
+from .calibration import CALIBRATION_COLUMNS, calibration_select
 from .schema import COMMON_COLUMNS, _quote
 
 if TYPE_CHECKING:  # the rubric models import the column rules below; they must not load DuckDB
@@ -22,7 +23,8 @@ Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = get_args(Period)
 VIEW_PERIOD = "week"  # agent_scorecards' period; `callqa scorecard --by` picks another
 FIXED_SCORECARD_COLUMNS = ("agent_id", "rubric_id", "rubric_version", "period", "calls", "avg_score", "pass_rate",
-                           "auto_fail_count", "first_call", "last_call")
+                           "auto_fail_count", "first_call", "last_call", "reviewed_calls", "avg_reviewed_score",
+                           "reviewed_pass_rate")
 # The key columns of section_scores that the section pivot sits beside; refused as section ids by rubric check.
 RESERVED_SECTION_IDS = frozenset({"call_id", "rubric_sha256"})
 
@@ -86,7 +88,10 @@ def scorecard_select(sections: list[str], period: str | None, source: str) -> st
                avg(cs.passed::INTEGER)::DOUBLE AS pass_rate,
                count(*) FILTER (WHERE cs.auto_failed) AS auto_fail_count,
                min(cs.started_at) AS first_call,
-               max(cs.started_at) AS last_call{averages}
+               max(cs.started_at) AS last_call,
+               count(*) FILTER (WHERE cs.reviewed_score IS NOT NULL) AS reviewed_calls,
+               avg(cs.reviewed_score) AS avg_reviewed_score,
+               avg(cs.reviewed_passed::INTEGER)::DOUBLE AS reviewed_pass_rate{averages}
         FROM ({source}) cs
         LEFT JOIN sections s USING (call_id, rubric_sha256)
         GROUP BY ALL
@@ -120,6 +125,8 @@ _CALL_SCORE_COLUMNS = {
     "passed": "score >= pass_mark; NULL when the score is NULL.",
     "auto_failed": "An auto_fail criterion failed, which set the score to 0.",
     "pass_mark": "The rubric version's pass mark, 0-100.",
+    "reviewed_score": "The score with human reviews in place of automatic outcomes; NULL without a review.",
+    "reviewed_passed": "reviewed_score >= pass_mark; NULL without a review.",
 }
 _SCORECARD_COLUMNS = {
     "agent_id": "Agent who took the calls (calls.agent_id).",
@@ -130,6 +137,9 @@ _SCORECARD_COLUMNS = {
     "auto_fail_count": "Calls with an auto-fail.",
     "first_call": "started_at of the first call in the group.",
     "last_call": "started_at of the last call in the group.",
+    "reviewed_calls": "Calls with at least one human review (human_reviews).",
+    "avg_reviewed_score": "Mean reviewed_score (human outcomes in place of automatic ones) of the reviewed calls.",
+    "reviewed_pass_rate": "Share of the reviewed calls that passed on their reviewed_score, 0-1.",
 }
 _CRITERIA_COLUMNS = {
     "agent_id": "Agent who took the calls (calls.agent_id).",
@@ -143,7 +153,7 @@ _CRITERIA_COLUMNS = {
 
 ALL_VERSIONS_SQL = """
     SELECT e.call_id, e.rubric_id, e.rubric_version, e.rubric_sha256, c.agent_id, c.started_at, c.duration_s,
-           e.score, e.passed, e.auto_failed, e.evaluated_at, r.pass_mark
+           e.score, e.passed, e.auto_failed, e.evaluated_at, r.pass_mark, e.reviewed_score, e.reviewed_passed
     FROM evaluations e
     JOIN calls c USING (call_id)
     JOIN rubrics r ON r.rubric_sha256 = e.rubric_sha256
@@ -176,6 +186,12 @@ def _views(sections: list[str]) -> dict[str, tuple[str, str, dict[str, str]]]:
             "Per agent and criterion of each rubric (latest version), over all calls: applicable, passed, "
             "failed and pass_rate.",
             _CRITERIA_COLUMNS,
+        ),
+        "calibration": (
+            calibration_select("SELECT * FROM call_scores"),
+            "Per criterion of each rubric (latest version): automatic outcomes against human reviews, and "
+            "reviewers against each other: reviewed calls, agreement, Cohen's kappa, disagreements.",
+            CALIBRATION_COLUMNS,
         ),
     }
 
