@@ -21,7 +21,7 @@ from .daterange import DateRange
 from .errors import NotFoundError, UsageError
 from .export import render_frame
 from .rescore import select_calls
-from .reviews import stored_rubric
+from .reviewed_scores import stored_rubric
 from .rubric import Rubric, load_rubric
 from .store import Store
 

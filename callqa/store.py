@@ -20,6 +20,7 @@ from .database import connect, explain
 from .errors import DatabaseError
 from .records import AnalysedCall, CallRecord, CallSource, Evaluation, RoleDecision, Token, Transcript
 from .schema import MIGRATIONS, SCHEMA_VERSION
+from .tables import arrow_table, insert_frame
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -84,24 +85,6 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-
-
-def arrow_table(rows: Iterable[Sequence], columns: Sequence[str]) -> pa.Table:
-    """Rows as an Arrow table, which DuckDB scans in place (registering a pandas frame cost 30 ms per call)."""
-    import pyarrow as pa  # on the first write: `callqa score` forks its ASR workers before pyarrow starts threads
-
-    return pa.table(dict(zip(columns, map(list, zip(*rows)))) or {name: [] for name in columns})
-
-
-def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pa.Table) -> None:
-    if frame.num_rows == 0:
-        return
-    name = f"_callqa_{table}"
-    con.register(name, frame)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name}")
-    finally:
-        con.unregister(name)
 
 
 class Store:
@@ -248,7 +231,7 @@ class Store:
                 self.con.unregister("_callqa_keys")
         for table, frame in frames.items():
             insert_frame(self.con, table, frame)
-        from .reviews import refresh_reviewed_scores  # (reviews imports this module)
+        from .reviewed_scores import refresh_reviewed_scores
 
         refresh_reviewed_scores(self.con, sorted(set(frames["evaluations"]["call_id"].to_pylist())))
 

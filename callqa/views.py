@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Literal, get_args
 
-from .calibration import CALIBRATION_COLUMNS, calibration_select
+from .calibration_sql import CALIBRATION_COLUMNS, calibration_select
 from .schema import COMMON_COLUMNS, _quote
 
 if TYPE_CHECKING:  # the rubric models import the column rules below; they must not load DuckDB

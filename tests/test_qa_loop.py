@@ -3,6 +3,8 @@ calibrate`, reviewed scores in call_scores and the scorecards, and bad review fi
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 from pathlib import Path
@@ -14,6 +16,7 @@ from sklearn.metrics import cohen_kappa_score
 from typer.testing import CliRunner
 
 from callqa.cli import app
+from callqa.schema import SCHEMA_VERSION
 from callqa.store import Store
 from loop_helpers import AGENTS, FORMULA_CALL, built, db, read_csv, write_csv  # noqa: F401 (fixtures)
 
@@ -177,7 +180,7 @@ def test_calibrate_filters_by_day_and_formats(db, tmp_path):
              if r["comparison"] == "auto_vs_human"]
     assert_matches(found, expected_figures(day))
     csv_out = cli("calibrate", "--db", str(db), "--format", "csv").output
-    assert csv_out.splitlines()[0].startswith("rubric_id,criterion_id,comparison,rater_a,rater_b,reviewed,agreement,kappa")
+    assert next(csv.reader(io.StringIO(csv_out)))[:8] == "rubric_id,criterion_id,comparison,rater_a,rater_b,reviewed,agreement,kappa".split(",")
     assert cli("calibrate", "--db", str(db), "--rubric", "no-such").exit_code == 2
 
 
@@ -393,11 +396,13 @@ def test_an_older_database_is_upgraded_in_place(db, tmp_path):
     con.execute("DROP TABLE human_reviews")
     con.execute("ALTER TABLE evaluations DROP COLUMN reviewed_score")
     con.execute("ALTER TABLE evaluations DROP COLUMN reviewed_passed")
-    con.execute("UPDATE schema_info SET value = '1'")
+    con.execute("UPDATE schema_info SET value = '2'")
     con.close()
-    result = cli("calibrate", "--db", str(db))  # a reading command upgrades it first
-    assert result.exit_code == 0, result.output
-    assert rows(db, "SELECT value FROM schema_info") == [("2",)]
+    refused = cli("calibrate", "--db", str(db))  # reading commands never write: they say how to upgrade
+    assert refused.exit_code == 2 and "rescore" in refused.output
+    Store(db).close()  # what a writing command (score, rescore) does first
+    assert cli("calibrate", "--db", str(db)).exit_code == 0
+    assert rows(db, "SELECT value FROM schema_info") == [(str(SCHEMA_VERSION),)]
     comments = dict(rows(db, "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'evaluations'"))
     assert comments["reviewed_score"] and comments["reviewed_passed"]
     assert rows(db, "SELECT comment FROM duckdb_tables() WHERE table_name = 'human_reviews'")[0][0]
