@@ -25,7 +25,7 @@ import threadpoolctl
 
 from .audio import load_audio
 from .errors import CallQAError
-from .executor import AudioFacts, AudioJob, CallAsr, ChannelText
+from .executor import AudioFacts, AudioJob, CallAsr, ChannelText, ClusterSize
 from .records import DecodedAudio, Utterance
 from .transcribe import AsrSettings, Transcriber, resolve_model
 
@@ -61,7 +61,10 @@ class LocalExecutor:
     """The executor on this machine (see callqa.executor): decoding on one thread of this process, in order,
     while the ASR of earlier calls runs; each channel's ASR in a worker process with its own model."""
 
+    name = "local"
+
     def __init__(self, settings: AsrSettings):
+        self.cluster = ClusterSize(1, float(os.cpu_count() or 1), 0.0)
         settings = settings._replace(cpu_threads=thread_count(settings))
         self.workers = self.capacity = worker_count(settings)
         self.model_label = resolve_model(settings.model)[1]

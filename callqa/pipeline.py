@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 from . import __version__, roles
 from .asr_pool import LocalExecutor, busy_seconds
 from .errors import ModelError
-from .executor import AudioJob, AudioLimits, CallAsr, DecodeOptions, Executor
+from .executor import AudioJob, AudioLimits, CallAsr, DecodeOptions, Executor, ExecutorName, RayOptions
 from .ingest import (
     DEFAULT_NAME_PATTERN,
     Candidate,
@@ -57,6 +57,8 @@ class ScoreOptions(NamedTuple):
     agent_channel: AgentChannel = "auto"  # auto | left | right; a manifest/sidecar agent_channel wins for its call
     channels: tuple[int, int] | None = None  # the speaker channels of files with more than two
     asr: AsrSettings = AsrSettings()
+    executor: ExecutorName = "local"  # local | ray (decoding and ASR on a Ray cluster)
+    ray: RayOptions = RayOptions()
     redact: bool = True
     allow_list: tuple[str, ...] = ()
     settle_seconds: float = SETTLE_SECONDS
@@ -144,7 +146,7 @@ class BatchRun:
         self.rubrics = load_rubrics(options.rubrics)  # validated now; compiled with spaCy once the ASR runs
         # Forked while this process is light: pyarrow, DuckDB and spaCy start threads, and a worker inheriting
         # their malloc arenas spends 5-10 % of its time in the kernel (see asr_pool.keep_freed_memory).
-        self.asr: Executor = LocalExecutor(options.asr)
+        self.asr: Executor = make_executor(options)
         try:
             from .store import Store
 
@@ -215,7 +217,10 @@ class BatchRun:
         """Record the rubrics and this run: before the first call is stored."""
         if not self.started_run:
             self.store.save_rubrics(self.rubrics)
-            self.store.start_run(self.run_id, self._command, __version__)
+            cluster = self.asr.cluster
+            self.store.start_run(self.run_id, self._command, __version__, {
+                "executor": self.asr.name, "cluster_nodes": cluster.nodes, "cluster_cpus": cluster.cpus,
+                "cluster_gpus": cluster.gpus, "asr_workers": self.asr.workers})
             self.started_run = True
 
     def scorer(self) -> Scorer:
@@ -388,6 +393,14 @@ class BatchRun:
                           c["in_progress"], tuple(self.problems), self.audio_seconds, wall,
                           busy_seconds(self.asr_intervals),
                           self.stop.is_set())
+
+
+def make_executor(options: ScoreOptions) -> Executor:
+    if options.executor == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(options.asr, options.ray)
+    return LocalExecutor(options.asr)
 
 
 def score_paths(paths: list[Path], options: ScoreOptions, on_outcome: Callable[[CallOutcome], None] | None = None,

@@ -27,10 +27,9 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
-from typing import NamedTuple
 
 from .errors import CallQAError, TranscriptionError, UsageError
-from .executor import AudioFacts, AudioJob, CallAsr, ChannelText, DecodeOptions
+from .executor import AudioJob, CallAsr, ChannelText, ClusterSize, DecodeOptions, RayOptions
 from .transcribe import AsrSettings, Transcriber, resolve_model
 
 try:
@@ -44,22 +43,6 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05  # how long the dispatcher waits for a finished call before it looks at new submissions
 
 
-class RayOptions(NamedTuple):
-    address: str | None = None  # None: RAY_ADDRESS, else a Ray started on this machine for the run
-    cpus_per_actor: float = 1.0  # Ray CPUs each actor reserves; also its model's CPU threads (at least 1)
-    gpus_per_actor: float = 0.0  # > 0: the actors run on GPUs (faster-whisper on CUDA)
-    actors: int = 0  # 0: as many as the cluster's CPUs (or GPUs) hold
-    shared_fs: bool = False  # the recordings' paths are readable, under the same names, on every node
-    attempts: int = 3  # tries of a call whose worker dies under it, the first included
-    patience_s: float = 600.0  # calls waiting this long with no live actor fail instead of waiting forever
-
-
-class ClusterSize(NamedTuple):
-    nodes: int
-    cpus: float
-    gpus: float
-
-
 def cluster_size() -> ClusterSize:
     alive = [node for node in ray.nodes() if node.get("Alive")]
     totals = ray.cluster_resources()
@@ -68,6 +51,7 @@ def cluster_size() -> ClusterSize:
 
 def transcribe_recording(transcriber: Transcriber, source: Path | bytes, options: DecodeOptions) -> CallAsr:
     """Decode one recording and transcribe each of its speaker channels (what an actor does with a call)."""
+    from .asr_pool import facts_of
     from .audio import load_audio
 
     audio = load_audio(source, options)
@@ -76,9 +60,7 @@ def transcribe_recording(transcriber: Transcriber, source: Path | bytes, options
         started = time.monotonic()
         channels.append(ChannelText(label, tuple(transcriber.transcribe_channel(samples, label))))
         intervals.append((started, time.monotonic()))
-    facts = AudioFacts(audio.duration_s, audio.source_channels, audio.sample_rate, audio.codec,
-                       audio.speaker_mode, audio.note)
-    return CallAsr(facts, tuple(channels), tuple(intervals))
+    return CallAsr(facts_of(audio), tuple(channels), tuple(intervals))
 
 
 class AsrActor:

@@ -52,6 +52,16 @@ class RayNode:
         workers = [c for p in group if p.name() == "raylet" for c in _children(p)]
         return group + workers
 
+    def busy_with(self, task: str) -> bool:
+        """Whether a worker of this node runs ``task`` (Ray titles a worker ray::Class.method while it does)."""
+        for proc in self.processes():
+            try:
+                if proc.cmdline()[:1] == [f"ray::{task}"]:
+                    return True
+            except psutil.Error:
+                continue
+        return False
+
     def kill(self) -> None:
         """End the node as a crash would: SIGKILL to its process group and to its raylet's workers."""
         processes = self.processes()

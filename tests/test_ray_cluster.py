@@ -6,8 +6,10 @@ ray_cluster.py), where the cluster starts once for all the tests below.
 
 from __future__ import annotations
 
-import logging
+import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,26 +19,22 @@ from ray_cluster import RayCluster, in_private_netns, netns_problem, run_in_priv
 pytest.importorskip("ray")
 
 ROOT = Path(__file__).resolve().parent.parent
-SHORT_CALLS = [
-    ROOT / "tests/data/speech/stereo_two_talkers.wav",  # two talkers, one per channel
-    ROOT / "tests/data/speech/jfk.flac",  # dual mono
-    ROOT / "sample_calls/c.okafor_20261104T165000_rc-1009.wav",  # a dropped call, 9 s
-]
 
 if not in_private_netns():
 
-    def test_ray_cluster_tests_in_a_private_network_namespace():
+    def test_ray_cluster_tests_in_a_private_network_namespace(tmp_path):
         problem = netns_problem()
         if problem:
             pytest.skip(problem)
-        proc = run_in_private_netns([sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider"],
-                                    timeout=900, cwd=ROOT)
+        proc = run_in_private_netns([sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider",
+                                     f"--basetemp={tmp_path / 'inner'}"], timeout=900, cwd=ROOT)
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
 
 else:
-    from callqa.executor import AudioJob, DecodeOptions
-    from callqa.ray_executor import RayExecutor, RayOptions, transcribe_recording
-    from callqa.transcribe import AsrSettings, Transcriber
+    import numpy as np
+
+    from audio_helpers import JFK, STEREO, speech, write_audio
+    from test_batch_robustness import _old, _rows, _run_cli, _snapshot
 
     @pytest.fixture(scope="module")
     def cluster(tmp_path_factory):
@@ -49,41 +47,68 @@ else:
             cluster.stop()
 
     @pytest.fixture(scope="module")
-    def local_results():
-        import threadpoolctl
+    def recordings(tmp_path_factory):
+        """Six short calls (stereo, dual mono, a dropped call, two synthetic stereo) and one that is not audio."""
+        d = tmp_path_factory.mktemp("rec")
+        shutil.copy(STEREO, d / "a.garcia_20261106T090000_r-1.wav")
+        shutil.copy(JFK, d / "b.chen_20261106T091000_r-2.flac")
+        shutil.copy(ROOT / "sample_calls/c.okafor_20261104T165000_rc-1009.wav", d / "c.okafor_20261106T092000_r-3.wav")
+        s16 = speech()
+        for i in (4, 5):
+            write_audio(d / f"a.garcia_20261106T09{i}000_r-{i}.wav", [s16 * (0.3 + i / 20), np.roll(s16, 4000 * i) * 0.3],
+                        16000, ".ulaw.wav")
+        (d / "b.chen_20261106T096000_r-6.wav").write_bytes(b"RIFF not really a wave file" * 100)
+        for f in d.iterdir():
+            _old(f)
+        return d
 
-        transcriber = Transcriber(AsrSettings(cpu_threads=1))  # as each local worker of a 2-core machine
-        with threadpoolctl.threadpool_limits(1):  # as in every ASR worker: BLAS threads change the last digits
-            return {str(p): transcribe_recording(transcriber, p, DecodeOptions()) for p in SHORT_CALLS}
+    @pytest.fixture(scope="module")
+    def local_db(recordings, tmp_path_factory):
+        db = tmp_path_factory.mktemp("local") / "local.duckdb"
+        out, err = _finish(_run_cli(["score", str(recordings), "--db", str(db), "--workers", "2"], cwd=db.parent))
+        return db
 
-    def _jobs(paths):
-        return [AudioJob(key=str(p), path=str(p)) for p in paths]
+    def _finish(proc, expected: int = 3):  # 3: finished, one call (the file that is not audio) failed
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == expected, err[-3000:]
+        return out, err
 
-    def test_executor_returns_what_a_local_transcriber_does(cluster, local_results):
-        executor = RayExecutor(AsrSettings(), RayOptions(address=cluster.address))
-        try:
-            assert executor.cluster.nodes == 2 and executor.workers == 2
-            handles = [(job, executor.submit(job)) for job in _jobs(SHORT_CALLS)]
-            results = {job.key: executor.result(handle) for job, handle in handles}
-        finally:
-            executor.close()
-        for key, expected in local_results.items():
-            assert results[key].facts == expected.facts
-            assert results[key].channels == expected.channels
+    def _ray_score(recordings, db, cluster, *extra):
+        return _run_cli(["score", str(recordings), "--db", str(db), "--log-file", str(db.with_suffix(".jsonl")),
+                         "--executor", "ray", "--ray-address", cluster.address, *extra], cwd=db.parent)
 
-    def test_a_worker_node_killed_mid_run_costs_a_retry_not_a_call(cluster, local_results, caplog):
+    def _wait_for(condition, timeout=180):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.05)
+
+    def _logged(db) -> int:
+        log = db.with_suffix(".jsonl")
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    def test_driver_killed_then_rerun_stores_what_a_local_run_does(cluster, recordings, local_db, tmp_path):
+        db = tmp_path / "ray.duckdb"
+        proc = _ray_score(recordings, db, cluster)
+        _wait_for(lambda: _logged(db) >= 1 or proc.poll() is not None)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        assert 1 <= _logged(db) < 6, "killed mid-run"
+        out, _ = _finish(_ray_score(recordings, db, cluster))
+        assert "6 files seen" in out and "skipped" in out
+        assert _snapshot(db) == _snapshot(local_db)
+        places = _rows(db, "SELECT DISTINCT executor, cluster_nodes, cluster_cpus, asr_workers FROM runs")
+        assert places == [("ray", 2, 2.0, 2)]
+
+    def test_a_worker_node_killed_mid_call_costs_a_retry_not_a_call(cluster, recordings, local_db, tmp_path):
         node = cluster.add_node(num_cpus=1)  # a third node, the one to kill
         cluster.wait_for_nodes(3)
-        executor = RayExecutor(AsrSettings(), RayOptions(address=cluster.address))
-        try:
-            assert executor.workers == 3
-            jobs = _jobs(SHORT_CALLS * 2)
-            with caplog.at_level(logging.WARNING, logger="callqa.ray_executor"):
-                handles = [executor.submit(job) for job in jobs]
-                executor.result(handles[0])
-                node.kill()
-                results = [executor.result(handle) for handle in handles]
-        finally:
-            executor.close()
-        assert [r.channels for r in results] == [local_results[job.key].channels for job in jobs]
-        assert any("Ray worker lost" in r.message for r in caplog.records)
+        db = tmp_path / "ray.duckdb"
+        proc = _ray_score(recordings, db, cluster)
+        _wait_for(lambda: node.busy_with("AsrActor.transcribe") or proc.poll() is not None)
+        node.kill()
+        out, err = _finish(proc)
+        assert "Ray worker lost" in err
+        assert _rows(db, "SELECT count(*), count(DISTINCT audio_sha256) FROM calls") == [(6, 6)]
+        assert _snapshot(db) == _snapshot(local_db)
+        assert _rows(db, "SELECT cluster_nodes, asr_workers FROM runs") == [(3, 3)]
