@@ -2,6 +2,7 @@
 
     python benchmarks/ray_overhead.py              # the 12 sample calls, 2 rounds
     python benchmarks/ray_overhead.py --repeat 3
+    python benchmarks/ray_overhead.py --memory 10000   # the driver's RSS over 10,000 calls through the executor
 
 The cluster is real and has the local run's cores: a head and a second node of one CPU each, started by
 ``ray start`` on 127.0.0.1 inside a private network namespace (the script re-runs itself there, see
@@ -12,6 +13,10 @@ so the load others put on the machine falls on both; the ratios are what to read
 Per-call overhead: the same two runs on one call as well; ((ray - local) on all calls - (ray - local) on one
 call) / (calls - 1) takes the fixed start-up cost (ray.init, actor start) out. The driver's own time per call
 (analysis, scoring, store: the log file's ``seconds``) bounds what one driver can feed.
+
+--memory N: N distinct recordings of 512 KB that are not audio (each fails fast on an actor, so the run measures
+the executor and not Whisper) pass through RayExecutor as the batch passes them (capacity + 1 in flight); the
+driver's RSS is printed every 1,000 calls.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ def score(folder: Path, work: Path, executor: str, address: str) -> tuple[float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2, help="rounds of each side (default 2)")
+    parser.add_argument("--memory", type=int, default=0, help="instead: N calls through the executor, driver RSS")
     args = parser.parse_args()
     if not in_private_netns():
         problem = netns_problem()
@@ -70,11 +76,13 @@ def main() -> None:
         for call in calls:
             shutil.copy(call, every / call.name)
         shutil.copy(calls[0], one / calls[0].name)
-        cluster = RayCluster(work / "ray")
+        cluster = RayCluster()
         try:
             cluster.start_head(num_cpus=1)
             cluster.add_node(num_cpus=1)
             cluster.wait_for_nodes(2)
+            if args.memory:
+                return memory(args.memory, cluster.address)
             walls: dict[tuple[str, str], list[float]] = {}
             driver_s: list[float] = []
             audio_s = 0.0
@@ -92,6 +100,37 @@ def main() -> None:
         finally:
             cluster.stop()
     report(walls, len(calls), audio_s, driver_s)
+
+
+def memory(n: int, address: str) -> None:
+    from collections import deque
+
+    import psutil
+
+    from callqa.errors import AudioError
+    from callqa.executor import AudioJob, RayOptions
+    from callqa.ray_executor import RayExecutor
+    from callqa.transcribe import AsrSettings
+
+    executor = RayExecutor(AsrSettings(), RayOptions(address=address))
+    me, in_flight, failed = psutil.Process(), deque(), 0
+    started = time.perf_counter()
+    try:
+        for i in range(n + 1):
+            if i % 1000 == 0:
+                print(f"{i:6} calls: driver RSS {me.memory_info().rss / 2**20:6.1f} MiB, "
+                      f"{time.perf_counter() - started:6.1f} s", flush=True)
+            if i == n:
+                break
+            in_flight.append(executor.submit(AudioJob(str(i), data=i.to_bytes(8, "little") * 65536)))
+            while len(in_flight) > executor.capacity or (i == n - 1 and in_flight):
+                try:
+                    executor.result(in_flight.popleft())
+                except AudioError:
+                    failed += 1
+    finally:
+        executor.close()
+    print(f"{failed} of {n} failed as not audio on the cluster (expected: all)")
 
 
 def report(walls: dict, n_calls: int, audio_s: float, driver_s: list[float]) -> None:

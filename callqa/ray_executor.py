@@ -28,7 +28,7 @@ from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
 
-from .errors import CallQAError, TranscriptionError, UsageError
+from .errors import CallQAError, ModelError, TranscriptionError, UsageError
 from .executor import AudioJob, CallAsr, ChannelText, ClusterSize, DecodeOptions, RayOptions
 from .transcribe import AsrSettings, Transcriber, resolve_model
 
@@ -128,6 +128,7 @@ class RayExecutor:
         self._starting: dict = {}  # ObjectRef of ready() -> actor
         self._idle: list = []
         self._fatal: CallQAError | None = None
+        self._failed_starts = 0  # in a row: actors that cannot even start (callqa missing on a node, say)
         self._no_actor_since: float | None = None
         self._closing = threading.Event()
         for _ in range(self.workers):
@@ -209,18 +210,28 @@ class RayExecutor:
         while self._pending:
             self._pending.popleft().future.set_exception(error)
 
+    def _give_up(self, error: CallQAError) -> None:
+        """No call can be transcribed: this one and every later one fail with ``error``."""
+        with self._lock:
+            self._fatal = error
+            self._fail_pending(error)
+
     def _started(self, ref, actor) -> None:
         try:
             ray.get(ref)
-        except RayTaskError as exc:  # the model would not load: no call can be transcribed
-            with self._lock:
-                self._fatal = _call_error(exc)
-                self._fail_pending(self._fatal)
+        except RayTaskError as exc:  # the model would not load
+            self._give_up(_call_error(exc))
             ray.kill(actor)
         except RayError as exc:
+            self._failed_starts += 1
+            if self._failed_starts >= 3 * self.workers:
+                self._give_up(ModelError(f"Ray ASR actors cannot start ({_first_line(exc)[:300]}); is the same "
+                                         "callqa installed on every node?"))
+                return
             log.warning("a Ray ASR actor died while starting (%s); starting another", _first_line(exc))
             self._start_actor()
         else:
+            self._failed_starts = 0
             with self._lock:
                 self._idle.append(actor)
 

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,10 +77,11 @@ class RayNode:
 class RayCluster:
     """Nodes started with ``ray start``; only inside a private network namespace (see module docstring)."""
 
-    def __init__(self, temp_dir: Path, port: int = 6379):
+    def __init__(self, port: int = 6379):
         if not in_private_netns():
             raise RuntimeError("a test Ray cluster runs only inside run_in_private_netns")
-        self.temp_dir, self.port = temp_dir, port
+        # Short: Ray's socket paths under it must fit in 107 bytes.
+        self.temp_dir, self.port = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp")), port
         self.address = f"127.0.0.1:{port}"
         self.nodes: list[RayNode] = []
 
@@ -118,6 +120,7 @@ class RayCluster:
         for node in reversed(self.nodes):
             node.kill()
         self.nodes.clear()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def _pgid(pid: int) -> int | None:

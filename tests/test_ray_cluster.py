@@ -37,8 +37,8 @@ else:
     from test_batch_robustness import _old, _rows, _run_cli, _snapshot
 
     @pytest.fixture(scope="module")
-    def cluster(tmp_path_factory):
-        cluster = RayCluster(tmp_path_factory.mktemp("ray"))
+    def cluster():
+        cluster = RayCluster()
         try:
             cluster.start_head(num_cpus=1)
             cluster.add_node(num_cpus=1)
@@ -112,3 +112,25 @@ else:
         assert _rows(db, "SELECT count(*), count(DISTINCT audio_sha256) FROM calls") == [(6, 6)]
         assert _snapshot(db) == _snapshot(local_db)
         assert _rows(db, "SELECT cluster_nodes, asr_workers FROM runs") == [(3, 3)]
+
+    def test_connecting_keeps_the_batch_signal_handler_and_a_bad_file_fails_with_its_reason(cluster, recordings):
+        from callqa.errors import AudioError
+        from callqa.executor import AudioJob, RayOptions
+        from callqa.ray_executor import RayExecutor
+        from callqa.transcribe import AsrSettings
+
+        def handler(signum, frame):  # the CLI's: finish the calls in flight (ray.init would install sys.exit)
+            pass
+
+        previous = signal.signal(signal.SIGTERM, handler)
+        try:
+            executor = RayExecutor(AsrSettings(), RayOptions(address=cluster.address))
+            try:
+                assert signal.getsignal(signal.SIGTERM) is handler
+                bad = recordings / "b.chen_20261106T096000_r-6.wav"
+                with pytest.raises(AudioError, match=r"^not a decodable audio file \(.*Invalid data"):
+                    executor.result(executor.submit(AudioJob("bad", path=str(bad))))
+            finally:
+                executor.close()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
