@@ -43,7 +43,7 @@ AUDIO = (".wav", ".mp3", ".flac")
 def score(folder: Path, work: Path, executor: str, address: str) -> tuple[float, list[dict]]:
     db, log = work / f"{executor}-{time.monotonic_ns()}.duckdb", work / "log.jsonl"
     log.unlink(missing_ok=True)
-    args = ["score", str(folder), "--db", str(db), "--log-file", str(log), "-q"]
+    args = ["-q", "score", str(folder), "--db", str(db), "--log-file", str(log)]
     args += ["--executor", "ray", "--ray-address", address] if executor == "ray" else ["--workers", "2"]
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "callqa", *args], cwd=ROOT, capture_output=True, text=True)
@@ -145,8 +145,9 @@ def report(walls: dict, n_calls: int, audio_s: float, driver_s: list[float]) -> 
     print(f"{n_calls} calls, {audio_s / 60:.1f} min of audio; fastest of {len(ratios)} rounds each")
     print(f"local  (2 worker processes): {best['all', 'local']:6.1f} s  ({local_rate:.1f}x real time)")
     print(f"ray    (2 nodes x 1 actor) : {best['all', 'ray']:6.1f} s  ({audio_s / best['all', 'ray']:.1f}x real time)")
+    ratio = best["all", "ray"] / best["all", "local"]
     print(f"ray / local per round: {', '.join(f'{r:.3f}' for r in ratios)}; fastest against fastest: "
-          f"{best['all', 'ray'] / best['all', 'local']:.3f} (overhead {best['all', 'ray'] / best['all', 'local'] - 1:+.1%})")
+          f"{ratio:.3f} (overhead {ratio - 1:+.1%})")
     print(f"one call: local {best['one', 'local']:.1f} s, ray {best['one', 'ray']:.1f} s "
           f"(fixed start-up difference {best['one', 'ray'] - best['one', 'local']:+.1f} s)")
     print(f"per-call overhead of ray (start-up taken out): {per_call:+.3f} s per call "

@@ -70,7 +70,8 @@ class Transcriber:
         threads = settings.cpu_threads or (os.cpu_count() or 1)
         try:
             self.model = WhisperModel(
-                target, device=settings.device, compute_type=settings.compute_type, cpu_threads=threads, local_files_only=True
+                target, device=settings.device, compute_type=settings.compute_type, cpu_threads=threads,
+                local_files_only=True,
             )
         except Exception as exc:
             raise ModelError(

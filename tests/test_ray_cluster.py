@@ -22,6 +22,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 if not in_private_netns():
 
+    def test_executor_options_from_the_command_line_and_the_config(tmp_path):
+        from typer.testing import CliRunner
+
+        from callqa.cli import app
+        from callqa.config import load_config
+        from callqa.executor import RayOptions
+
+        config = tmp_path / "callqa.yaml"
+        config.write_text("executor: ray\nray_address: head:6379\nray_gpus_per_actor: 0.5\nray_shared_fs: true\n")
+        options = load_config(config).score_options(ray_actors=4)
+        assert options.executor == "ray"
+        assert options.ray == RayOptions(address="head:6379", gpus_per_actor=0.5, actors=4, shared_fs=True)
+        assert load_config(None).score_options().executor == "local"
+        result = CliRunner().invoke(app, ["score", str(tmp_path), "--executor", "spark"])
+        assert result.exit_code == 2 and "--executor must be local or ray, not 'spark'" in result.output
+
     def test_ray_cluster_tests_in_a_private_network_namespace(tmp_path):
         problem = netns_problem()
         if problem:
@@ -55,8 +71,8 @@ else:
         shutil.copy(ROOT / "sample_calls/c.okafor_20261104T165000_rc-1009.wav", d / "c.okafor_20261106T092000_r-3.wav")
         s16 = speech()
         for i in (4, 5):
-            write_audio(d / f"a.garcia_20261106T09{i}000_r-{i}.wav", [s16 * (0.3 + i / 20), np.roll(s16, 4000 * i) * 0.3],
-                        16000, ".ulaw.wav")
+            write_audio(d / f"a.garcia_20261106T09{i}000_r-{i}.wav",
+                        [s16 * (0.3 + i / 20), np.roll(s16, 4000 * i) * 0.3], 16000, ".ulaw.wav")
         (d / "b.chen_20261106T096000_r-6.wav").write_bytes(b"RIFF not really a wave file" * 100)
         for f in d.iterdir():
             _old(f)
