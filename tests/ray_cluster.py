@@ -86,8 +86,10 @@ class RayCluster:
         self.nodes: list[RayNode] = []
 
     def _start(self, args: list[str], head: bool) -> RayNode:
+        # A process group of its own (to kill the node), in this session: with the kernel's autogroup
+        # scheduling a new session would get its own share of a busy machine's CPUs, and skew the benchmark.
         common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-        proc = subprocess.Popen([*RAY, "start", *args, *common], start_new_session=True, stdout=subprocess.PIPE,
+        proc = subprocess.Popen([*RAY, "start", *args, *common], process_group=0, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         out, _ = proc.communicate(timeout=120)
         if proc.returncode != 0:
