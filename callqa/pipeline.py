@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 from . import __version__, roles
-from .asr_pool import LocalExecutor, busy_seconds
+from .asr_pool import busy_seconds
 from .errors import ModelError
 from .executor import AudioJob, AudioLimits, CallAsr, DecodeOptions, Executor, ExecutorName, RayOptions
+from .executors import make_executor, run_place
 from .ingest import (
     DEFAULT_NAME_PATTERN,
     Candidate,
@@ -217,10 +218,7 @@ class BatchRun:
         """Record the rubrics and this run: before the first call is stored."""
         if not self.started_run:
             self.store.save_rubrics(self.rubrics)
-            cluster = self.asr.cluster
-            self.store.start_run(self.run_id, self._command, __version__, {
-                "executor": self.asr.name, "cluster_nodes": cluster.nodes, "cluster_cpus": cluster.cpus,
-                "cluster_gpus": cluster.gpus, "asr_workers": self.asr.workers})
+            self.store.start_run(self.run_id, self._command, __version__, run_place(self.asr))
             self.started_run = True
 
     def scorer(self) -> Scorer:
@@ -393,14 +391,6 @@ class BatchRun:
                           c["in_progress"], tuple(self.problems), self.audio_seconds, wall,
                           busy_seconds(self.asr_intervals),
                           self.stop.is_set())
-
-
-def make_executor(options: ScoreOptions) -> Executor:
-    if options.executor == "ray":
-        from .ray_executor import RayExecutor
-
-        return RayExecutor(options.asr, options.ray)
-    return LocalExecutor(options.asr)
 
 
 def score_paths(paths: list[Path], options: ScoreOptions, on_outcome: Callable[[CallOutcome], None] | None = None,
