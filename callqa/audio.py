@@ -130,7 +130,7 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, av.error.FFmpegError) and exc.filename:
         # FFmpeg names its input, a path or '<none>' for bytes: the same file gets the same reason either way
         # (a Ray worker decodes bytes), and the path is in the call's row already.
-        exc = av.error.FFmpegError(exc.errno, exc.strerror)
+        return f"[Errno {exc.errno}] {exc.strerror}"[:200]
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
 

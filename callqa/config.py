@@ -80,10 +80,9 @@ class Config(BaseModel):
         return ScoreOptions(
             db=merged["db"], rubrics=tuple(merged["rubrics"]), manifest=merged["manifest"],
             name_pattern=merged["name_pattern"], agent_channel=agent_channel, channels=channels, asr=asr,
-            executor=merged["executor"], ray=RayOptions(
-                address=merged["ray_address"], cpus_per_actor=merged["ray_cpus_per_actor"],
-                gpus_per_actor=merged["ray_gpus_per_actor"], actors=merged["ray_actors"],
-                shared_fs=merged["ray_shared_fs"]),
+            ray=RayOptions(address=merged["ray_address"], cpus_per_actor=merged["ray_cpus_per_actor"],
+                           gpus_per_actor=merged["ray_gpus_per_actor"], actors=merged["ray_actors"],
+                           shared_fs=merged["ray_shared_fs"]) if merged["executor"] == "ray" else None,
             redact=merged["redact"] and not no_redact, allow_list=(*merged["allow_list"], *merged["organisation"]),
             audio_limits=AudioLimits(**{key: merged[key] for key in AudioLimits._fields}),
         )

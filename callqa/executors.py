@@ -12,7 +12,10 @@ if TYPE_CHECKING:
 
 
 def make_executor(options: ScoreOptions) -> Executor:
-    if options.executor == "ray":
+    """Start the run's executor: before the batch opens its Store, since the local one forks its workers now,
+    while this process is light: pyarrow, DuckDB and spaCy start threads, and a worker inheriting their malloc
+    arenas spends 5-10 % of its time in the kernel (see asr_pool.keep_freed_memory)."""
+    if options.ray is not None:
         from .ray_executor import RayExecutor  # imports Ray: only when asked for
 
         return RayExecutor(options.asr, options.ray)

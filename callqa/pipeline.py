@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 from . import __version__, roles
 from .asr_pool import busy_seconds
 from .errors import ModelError
-from .executor import AudioJob, AudioLimits, CallAsr, DecodeOptions, Executor, ExecutorName, RayOptions
+from .executor import AudioJob, AudioLimits, CallAsr, DecodeOptions, Executor, RayOptions
 from .executors import make_executor, run_place
 from .ingest import (
     DEFAULT_NAME_PATTERN,
@@ -58,8 +58,7 @@ class ScoreOptions(NamedTuple):
     agent_channel: AgentChannel = "auto"  # auto | left | right; a manifest/sidecar agent_channel wins for its call
     channels: tuple[int, int] | None = None  # the speaker channels of files with more than two
     asr: AsrSettings = AsrSettings()
-    executor: ExecutorName = "local"  # local | ray (decoding and ASR on a Ray cluster)
-    ray: RayOptions = RayOptions()
+    ray: RayOptions | None = None  # set (--executor ray): decoding and ASR on a Ray cluster
     redact: bool = True
     allow_list: tuple[str, ...] = ()
     settle_seconds: float = SETTLE_SECONDS
@@ -145,9 +144,7 @@ class BatchRun:
         self.name_pattern = compile_name_pattern(options.name_pattern)
         self.manifest = read_manifest(options.manifest) if options.manifest else {}
         self.rubrics = load_rubrics(options.rubrics)  # validated now; compiled with spaCy once the ASR runs
-        # Forked while this process is light: pyarrow, DuckDB and spaCy start threads, and a worker inheriting
-        # their malloc arenas spends 5-10 % of its time in the kernel (see asr_pool.keep_freed_memory).
-        self.asr: Executor = make_executor(options)
+        self.asr: Executor = make_executor(options)  # before the Store opens: see executors.make_executor
         try:
             from .store import Store
 

@@ -27,9 +27,11 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any, cast
 
 from .errors import CallQAError, ModelError, TranscriptionError, UsageError
 from .executor import AudioJob, CallAsr, ChannelText, ClusterSize, DecodeOptions, RayOptions
+from .records import Speaker
 from .transcribe import AsrSettings, Transcriber, resolve_model
 
 try:
@@ -58,7 +60,7 @@ def transcribe_recording(transcriber: Transcriber, source: Path | bytes, options
     channels, intervals = [], []
     for samples, label in zip(audio.channels, audio.speakers):
         started = time.monotonic()
-        channels.append(ChannelText(label, tuple(transcriber.transcribe_channel(samples, label))))
+        channels.append(ChannelText(label, tuple(transcriber.transcribe_channel(samples, cast(Speaker, label)))))
         intervals.append((started, time.monotonic()))
     return CallAsr(facts_of(audio), tuple(channels), tuple(intervals))
 
@@ -85,7 +87,9 @@ class AsrActor:
         return ray.get_runtime_context().get_node_id()
 
     def transcribe(self, job: AudioJob, data: bytes | None) -> CallAsr:
-        return transcribe_recording(self.transcriber, data if data is not None else Path(job.path), job.options)
+        assert self.transcriber is not None  # ready() raised instead: the driver gives this actor no call
+        return transcribe_recording(self.transcriber, data if data is not None else Path(str(job.path)),
+                                    job.options)
 
 
 class _Task:
@@ -119,7 +123,7 @@ class RayExecutor:
         threads = max(1, int(options.cpus_per_actor))
         self._settings = settings._replace(cpu_threads=settings.cpu_threads or threads, workers=1,
                                            device="cuda" if options.gpus_per_actor > 0 else settings.device)
-        self._actor_class = ray.remote(AsrActor).options(
+        self._actor_class: Any = ray.remote(AsrActor).options(
             num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor, max_restarts=0,
             scheduling_strategy="SPREAD")
         self._lock = threading.Lock()
@@ -142,7 +146,7 @@ class RayExecutor:
         future: Future = Future()
         data = job.data
         if data is None and not self.options.shared_fs:
-            data = Path(job.path).read_bytes()
+            data = Path(str(job.path)).read_bytes()  # AudioJob: a path when no data
         # Into the object store now: retries reuse it, and the driver's heap holds no audio.
         ref = ray.put(data) if data is not None else None
         with self._lock:
@@ -283,7 +287,7 @@ def _actors_fitting(cluster: ClusterSize, options: RayOptions) -> int:
     return int(cluster.cpus // options.cpus_per_actor) if options.cpus_per_actor > 0 else 0
 
 
-def _call_error(exc: RayTaskError) -> Exception:
+def _call_error(exc: RayTaskError) -> CallQAError:
     cause = exc.cause
     if isinstance(cause, CallQAError):
         return cause
