@@ -144,7 +144,7 @@ class BatchRun:
         self.name_pattern = compile_name_pattern(options.name_pattern)
         self.manifest = read_manifest(options.manifest) if options.manifest else {}
         self.rubrics = load_rubrics(options.rubrics)  # validated now; compiled with spaCy once the ASR runs
-        self.asr: Executor = make_executor(options)  # before the Store opens: see executors.make_executor
+        self.asr: Executor = make_executor(options.asr, options.ray)  # before the Store: see make_executor
         try:
             from .store import Store
 
