@@ -99,9 +99,7 @@ class LocalExecutor:
 
     def result(self, handle: Future) -> CallAsr:
         started: _Started = handle.result()
-        done = [(label, part.result()) for label, part in started.parts]
-        return CallAsr(started.facts, tuple(ChannelText(label, tuple(d.utterances)) for label, d in done),
-                       tuple((d.started, d.finished) for _, d in done))
+        return call_asr(started.facts, [(label, part.result()) for label, part in started.parts])
 
     def close(self) -> None:
         self._decoder.shutdown(wait=True, cancel_futures=True)
@@ -175,6 +173,12 @@ def _transcribe_channel(transcriber: Transcriber | None, channel: np.ndarray, sp
     started = time.monotonic()
     utterances = transcriber.transcribe_channel(channel, speaker)  # type: ignore[arg-type]  # a channel label until roles
     return _ChannelResult(utterances, started, time.monotonic())
+
+
+def call_asr(facts: AudioFacts, done: list[tuple[str, _ChannelResult]]) -> CallAsr:
+    """A call's ASR from its channels' results (the Ray executor's actors build theirs here too)."""
+    return CallAsr(facts, tuple(ChannelText(label, tuple(d.utterances)) for label, d in done),
+                   tuple((d.started, d.finished) for _, d in done))
 
 
 def busy_seconds(intervals: list[tuple[float, float]]) -> float:

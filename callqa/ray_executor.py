@@ -27,11 +27,10 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from .errors import CallQAError, ModelError, TranscriptionError, UsageError
-from .executor import AudioJob, CallAsr, ChannelText, ClusterSize, DecodeOptions, RayOptions
-from .records import Speaker
+from .executor import AudioJob, CallAsr, ClusterSize, DecodeOptions, RayOptions
 from .transcribe import AsrSettings, Transcriber, resolve_model
 
 try:
@@ -52,17 +51,14 @@ def cluster_size() -> ClusterSize:
 
 
 def transcribe_recording(transcriber: Transcriber, source: Path | bytes, options: DecodeOptions) -> CallAsr:
-    """Decode one recording and transcribe each of its speaker channels (what an actor does with a call)."""
-    from .asr_pool import facts_of
+    """Decode one recording and transcribe each of its speaker channels (what an actor does with a call): the
+    local worker's own steps, so both executors return the same CallAsr."""
+    from .asr_pool import _transcribe_channel, call_asr, facts_of
     from .audio import load_audio
 
     audio = load_audio(source, options)
-    channels, intervals = [], []
-    for samples, label in zip(audio.channels, audio.speakers):
-        started = time.monotonic()
-        channels.append(ChannelText(label, tuple(transcriber.transcribe_channel(samples, cast(Speaker, label)))))
-        intervals.append((started, time.monotonic()))
-    return CallAsr(facts_of(audio), tuple(channels), tuple(intervals))
+    return call_asr(facts_of(audio), [(label, _transcribe_channel(transcriber, samples, label))
+                                      for samples, label in zip(audio.channels, audio.speakers)])
 
 
 class AsrActor:
