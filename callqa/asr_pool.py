@@ -25,7 +25,7 @@ import threadpoolctl
 
 from .audio import load_audio
 from .errors import CallQAError
-from .executor import AudioFacts, AudioJob, CallAsr, ChannelText
+from .executor import AudioFacts, AudioJob, CallAsr, ChannelText, ClusterSize
 from .records import DecodedAudio, Utterance
 from .transcribe import AsrSettings, Transcriber, resolve_model
 
@@ -61,7 +61,10 @@ class LocalExecutor:
     """The executor on this machine (see callqa.executor): decoding on one thread of this process, in order,
     while the ASR of earlier calls runs; each channel's ASR in a worker process with its own model."""
 
+    name = "local"
+
     def __init__(self, settings: AsrSettings):
+        self.cluster = ClusterSize(1, float(os.cpu_count() or 1), 0.0)
         settings = settings._replace(cpu_threads=thread_count(settings))
         self.workers = self.capacity = worker_count(settings)
         self.model_label = resolve_model(settings.model)[1]
@@ -96,9 +99,7 @@ class LocalExecutor:
 
     def result(self, handle: Future) -> CallAsr:
         started: _Started = handle.result()
-        done = [(label, part.result()) for label, part in started.parts]
-        return CallAsr(started.facts, tuple(ChannelText(label, tuple(d.utterances)) for label, d in done),
-                       tuple((d.started, d.finished) for _, d in done))
+        return call_asr(started.facts, [(label, part.result()) for label, part in started.parts])
 
     def close(self) -> None:
         self._decoder.shutdown(wait=True, cancel_futures=True)
@@ -172,6 +173,12 @@ def _transcribe_channel(transcriber: Transcriber | None, channel: np.ndarray, sp
     started = time.monotonic()
     utterances = transcriber.transcribe_channel(channel, speaker)  # type: ignore[arg-type]  # a channel label until roles
     return _ChannelResult(utterances, started, time.monotonic())
+
+
+def call_asr(facts: AudioFacts, done: list[tuple[str, _ChannelResult]]) -> CallAsr:
+    """A call's ASR from its channels' results (the Ray executor's actors build theirs here too)."""
+    return CallAsr(facts, tuple(ChannelText(label, tuple(d.utterances)) for label, d in done),
+                   tuple((d.started, d.finished) for _, d in done))
 
 
 def busy_seconds(intervals: list[tuple[float, float]]) -> float:

@@ -127,6 +127,10 @@ def truncation(stated_s: float, held_s: float, limits: AudioLimits) -> str:
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, av.error.FFmpegError) and exc.filename:
+        # FFmpeg names its input, a path or '<none>' for bytes: the same file gets the same reason either way
+        # (a Ray worker decodes bytes), and the path is in the call's row already.
+        return f"[Errno {exc.errno}] {exc.strerror}"[:200]
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
 

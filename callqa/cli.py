@@ -21,6 +21,7 @@ import typer
 from . import __version__
 from .cli_app import DbOption, RubricFiles, Since, Until, _days, _echo, _err, _quiet, _run, app, rubric_app
 from .errors import EXIT_OK, EXIT_SOME_FAILED, RubricError
+from .executor import ExecutorName
 from .formats import CallFormat, FrameFormat, ScorecardFormat
 from .records import AgentChannel
 from .store import Store
@@ -76,6 +77,20 @@ def score(
     workers: Annotated[Optional[int], typer.Option(
         "--workers", min=0, help="ASR worker processes, each with its own model (0: one per core; 1: a thread of "
         "this process).")] = None,
+    executor: Annotated[Optional[ExecutorName], typer.Option(
+        "--executor", help="Where decoding and ASR run (default: local; ray needs pip install 'callqa[ray]').")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(
+        "--ray-address", help="Ray cluster to use, e.g. head-node:6379 (default: env RAY_ADDRESS, else a local "
+        "Ray).")] = None,
+    ray_cpus: Annotated[Optional[float], typer.Option(
+        "--ray-cpus-per-actor", min=0, help="CPUs per Ray ASR actor, one Whisper model each (default: 1).")] = None,
+    ray_gpus: Annotated[Optional[float], typer.Option(
+        "--ray-gpus-per-actor", min=0, help="GPUs per Ray ASR actor; > 0 runs Whisper on CUDA (default: 0).")] = None,
+    ray_actors: Annotated[Optional[int], typer.Option(
+        "--ray-actors", min=0, help="Ray ASR actors (default: 0, as many as the cluster's CPUs or GPUs hold).")] = None,
+    ray_shared_fs: Annotated[Optional[bool], typer.Option(
+        "--ray-shared-fs", help="Recordings are readable under the same paths on every Ray node: send paths, not "
+        "bytes.")] = None,
     no_redact: Annotated[bool, typer.Option(
         "--no-redact", help="Store transcripts WITHOUT removing patient data.")] = False,
     score_truncated: Annotated[bool, typer.Option(
@@ -95,7 +110,9 @@ def score(
         options = load_config(config).score_options(
             db=db, rubrics=rubric, manifest=manifest, name_pattern=name_pattern, agent_channel=agent_channel,
             model=model, compute_type=compute_type, beam_size=beam_size, batch_size=batch_size, threads=threads,
-            workers=workers, channels=channels,
+            workers=workers, channels=channels, executor=executor, ray_address=ray_address,
+            ray_cpus_per_actor=ray_cpus, ray_gpus_per_actor=ray_gpus, ray_actors=ray_actors,
+            ray_shared_fs=ray_shared_fs,
             no_redact=no_redact, score_truncated=score_truncated or None,
         )
         stop = threading.Event()

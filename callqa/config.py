@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .audio import AudioLimits
 from .errors import ConfigError, UsageError
+from .executor import ExecutorName, RayOptions
 from .ingest import DEFAULT_NAME_PATTERN
 from .inputfiles import MAX_YAML_BYTES, UnreadableFile, read_text
 from .pipeline import ScoreOptions
@@ -38,6 +39,12 @@ class Config(BaseModel):
     batch_size: int = Field(AsrSettings().batch_size, ge=0)
     threads: int = Field(0, ge=0)
     workers: int = Field(AsrSettings().workers, ge=0)
+    executor: ExecutorName = "local"
+    ray_address: Optional[str] = None
+    ray_cpus_per_actor: float = Field(RayOptions().cpus_per_actor, ge=0)
+    ray_gpus_per_actor: float = Field(RayOptions().gpus_per_actor, ge=0)
+    ray_actors: int = Field(RayOptions().actors, ge=0)
+    ray_shared_fs: bool = False
     redact: bool = True
     allow_list: list[str] = Field(default_factory=list, description="Names kept by redaction: clinic, agents.")
     # Recordings refused before decoding (audio.AudioLimits)
@@ -73,6 +80,9 @@ class Config(BaseModel):
         return ScoreOptions(
             db=merged["db"], rubrics=tuple(merged["rubrics"]), manifest=merged["manifest"],
             name_pattern=merged["name_pattern"], agent_channel=agent_channel, channels=channels, asr=asr,
+            ray=RayOptions(address=merged["ray_address"], cpus_per_actor=merged["ray_cpus_per_actor"],
+                           gpus_per_actor=merged["ray_gpus_per_actor"], actors=merged["ray_actors"],
+                           shared_fs=merged["ray_shared_fs"]) if merged["executor"] == "ray" else None,
             redact=merged["redact"] and not no_redact, allow_list=(*merged["allow_list"], *merged["organisation"]),
             audio_limits=AudioLimits(**{key: merged[key] for key in AudioLimits._fields}),
         )

@@ -24,7 +24,7 @@ problems to protect the batch. ``ModelError`` from the first ``result`` means th
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from .records import Utterance
 
@@ -88,10 +88,36 @@ class CallAsr(NamedTuple):
     intervals: tuple[tuple[float, float], ...]
 
 
+ExecutorName = Literal["local", "ray"]  # --executor: this machine, or a Ray cluster
+
+
+class ClusterSize(NamedTuple):
+    """Where an executor runs, as recorded in ``runs``: this machine is one node."""
+
+    nodes: int
+    cpus: float
+    gpus: float
+
+
+class RayOptions(NamedTuple):
+    """Settings of the Ray executor (callqa.ray_executor)."""
+
+    address: str | None = None  # None: RAY_ADDRESS, else a Ray started on this machine for the run
+    cpus_per_actor: float = 1.0  # Ray CPUs each ASR actor reserves; also its model's CPU threads (at least 1)
+    gpus_per_actor: float = 0.0  # > 0: the actors run their models on GPUs (faster-whisper on CUDA)
+    actors: int = 0  # 0: as many as the cluster's CPUs (or GPUs) hold
+    shared_fs: bool = False  # the recordings' paths are readable, under the same names, on every node
+    attempts: int = 3  # tries of a call whose worker dies under it, the first included
+    patience_s: float = 600.0  # calls waiting this long with no live actor fail instead of waiting forever
+
+
 @runtime_checkable
 class Executor(Protocol):
     """Decodes and transcribes recordings; see the module docstring for the contract."""
 
+    name: str  # local | ray, recorded in runs.executor
+    cluster: ClusterSize  # recorded in runs
+    workers: int  # models transcribing at once
     model_label: str  # the ASR model's label, stored in calls.model and part of the skip key
     capacity: int  # calls in flight that keep every worker busy; the batch submits at most capacity + 1 ahead
 

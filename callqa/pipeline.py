@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 from . import __version__, roles
-from .asr_pool import LocalExecutor, busy_seconds
+from .asr_pool import busy_seconds
 from .errors import ModelError
-from .executor import AudioJob, AudioLimits, CallAsr, DecodeOptions, Executor
+from .executor import AudioJob, AudioLimits, CallAsr, DecodeOptions, Executor, RayOptions
+from .executors import make_executor, run_place
 from .ingest import (
     DEFAULT_NAME_PATTERN,
     Candidate,
@@ -57,6 +58,7 @@ class ScoreOptions(NamedTuple):
     agent_channel: AgentChannel = "auto"  # auto | left | right; a manifest/sidecar agent_channel wins for its call
     channels: tuple[int, int] | None = None  # the speaker channels of files with more than two
     asr: AsrSettings = AsrSettings()
+    ray: RayOptions | None = None  # set (--executor ray): decoding and ASR on a Ray cluster
     redact: bool = True
     allow_list: tuple[str, ...] = ()
     settle_seconds: float = SETTLE_SECONDS
@@ -142,9 +144,7 @@ class BatchRun:
         self.name_pattern = compile_name_pattern(options.name_pattern)
         self.manifest = read_manifest(options.manifest) if options.manifest else {}
         self.rubrics = load_rubrics(options.rubrics)  # validated now; compiled with spaCy once the ASR runs
-        # Forked while this process is light: pyarrow, DuckDB and spaCy start threads, and a worker inheriting
-        # their malloc arenas spends 5-10 % of its time in the kernel (see asr_pool.keep_freed_memory).
-        self.asr: Executor = LocalExecutor(options.asr)
+        self.asr: Executor = make_executor(options.asr, options.ray)  # before the Store: see make_executor
         try:
             from .store import Store
 
@@ -215,7 +215,7 @@ class BatchRun:
         """Record the rubrics and this run: before the first call is stored."""
         if not self.started_run:
             self.store.save_rubrics(self.rubrics)
-            self.store.start_run(self.run_id, self._command, __version__)
+            self.store.start_run(self.run_id, self._command, __version__, run_place(self.asr))
             self.started_run = True
 
     def scorer(self) -> Scorer:

@@ -245,6 +245,16 @@ REVIEWED_COLUMNS = {
     "reviewed_passed": ("BOOLEAN", "reviewed_score >= the rubric's pass_mark; NULL without a review or a score."),
 }
 
+# v5 (issue 18): where each run's decoding and ASR ran.
+RUN_PLACE_COLUMNS = {
+    "executor": ("VARCHAR", "Where decoding and ASR ran: local (this machine) or ray (a Ray cluster); NULL for "
+                            "rescore runs and runs of older versions."),
+    "cluster_nodes": ("INTEGER", "Nodes of the Ray cluster when the run started (1 for local)."),
+    "cluster_cpus": ("DOUBLE", "CPUs of the cluster when the run started (this machine's cores for local)."),
+    "cluster_gpus": ("DOUBLE", "GPUs of the Ray cluster when the run started (0 for local)."),
+    "asr_workers": ("INTEGER", "Whisper models transcribing at once: local worker processes or Ray actors."),
+}
+
 MIGRATIONS: dict[int, list[str]] = {
     1: [stmt for name in TABLES for stmt in _table_ddl(name)],
     2: [stmt for col, (kind, text) in ROLE_COLUMNS.items()
@@ -257,5 +267,8 @@ MIGRATIONS: dict[int, list[str]] = {
         *(stmt for col, (kind, text) in REVIEWED_COLUMNS.items()
           for stmt in (f"ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS {col} {kind}",
                        f"COMMENT ON COLUMN evaluations.{col} IS {_quote(text)}"))],
+    5: [stmt for col, (kind, text) in RUN_PLACE_COLUMNS.items()
+        for stmt in (f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {col} {kind}",
+                     f"COMMENT ON COLUMN runs.{col} IS {_quote(text)}")],
 }
 SCHEMA_VERSION = max(MIGRATIONS)

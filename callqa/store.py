@@ -67,7 +67,8 @@ def migrate(con: duckdb.DuckDBPyConnection, current: int) -> None:
         con.execute("COMMENT ON TABLE schema_info IS 'callqa bookkeeping: the schema version of this file.'")
         con.execute("COMMENT ON COLUMN schema_info.key IS 'Setting name; version holds the schema version.'")
         con.execute("COMMENT ON COLUMN schema_info.value IS 'Setting value.'")
-    for version in range(current + 1, SCHEMA_VERSION + 1):
+    # Version numbers are reserved per branch as its work starts (v4: mono), so the list can have gaps.
+    for version in sorted(v for v in MIGRATIONS if v > current):
         with transaction(con):
             for statement in MIGRATIONS[version]:
                 con.execute(statement)
@@ -138,11 +139,12 @@ class Store:
         self.close()
 
     # runs ---------------------------------------------------------------------------------------------------
-    def start_run(self, run_id: str, command: str, version: str) -> None:
-        self.con.execute(
-            "INSERT INTO runs (run_id, command, version, started_at) VALUES (?, ?, ?, ?)",
-            [run_id, command, version, datetime.now()],
-        )
+    def start_run(self, run_id: str, command: str, version: str, place: dict | None = None) -> None:
+        """``place``: where the run's ASR runs (runs.executor, cluster_nodes, ...)."""
+        columns = {"run_id": run_id, "command": command, "version": version, "started_at": datetime.now(),
+                   **(place or {})}
+        self.con.execute(f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                         list(columns.values()))
 
     def finish_run(self, run_id: str, counts: dict[str, float | int | bool]) -> None:
         assignments = ", ".join(f"{key} = ?" for key in counts)

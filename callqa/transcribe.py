@@ -36,6 +36,7 @@ class AsrSettings(NamedTuple):
     cpu_threads: int = 0  # per model; 0: the cores shared out between the workers
     workers: int = 0  # ASR worker processes, each with its own model; 0: one per core
     language: str = "en"
+    device: str = "cpu"  # "cuda" on GPU nodes (needs CUDA 12 and cuDNN 9 there)
 
 
 def bundled_model_path() -> Path:
@@ -69,7 +70,8 @@ class Transcriber:
         threads = settings.cpu_threads or (os.cpu_count() or 1)
         try:
             self.model = WhisperModel(
-                target, device="cpu", compute_type=settings.compute_type, cpu_threads=threads, local_files_only=True
+                target, device=settings.device, compute_type=settings.compute_type, cpu_threads=threads,
+                local_files_only=True,
             )
         except Exception as exc:
             raise ModelError(

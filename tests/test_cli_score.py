@@ -108,6 +108,7 @@ def test_usage_errors_exit_2_with_one_line(calls, tmp_path, args, message):
 
 @pytest.mark.parametrize("command, option, bad", [
     (["score", "x.wav"], "--agent-channel", "middle"),
+    (["score", "x.wav"], "--executor", "spark"),
     (["scorecard"], "--by", "year"),
     (["scorecard"], "--format", "docx"),
     (["show", "c1"], "--format", "xml"),
