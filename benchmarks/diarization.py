@@ -1,0 +1,183 @@
+"""Speaker estimation on mono mixdowns of recordings whose channels say who spoke: DER, word attribution, cost.
+
+Cases (each a two-channel truth summed to mono):
+  sample      the stereo sample calls (one Piper voice at two pitches: an easy case)
+  talkers     ../shared/testdata/speech/stereo_two_talkers.wav (two real talkers, 5 s)
+  voices      conversations assembled from the Asterisk prompts of two different real voice talents, turns
+              alternating with gaps and some overlap; also one-voice monologues and three-voice calls
+Truth: speech = Silero VAD of each clean channel; words = Whisper (bundled tiny.en) on each clean channel, each
+word labelled with its channel. Word attribution = share of those words whose estimated speaker (the turn that
+holds the word's middle, after the best speaker mapping) is their channel.
+
+Cost: diarization seconds against the ASR seconds of the same mono call, both on one thread in this process
+(ratios within one run; the machine is shared, absolute times are noisy). Peak RSS is of a child process that
+loads the embedder and diarizes the longest call.
+
+Real voices: `apt-get download asterisk-core-sounds-{en,fr,it,ru}-wav asterisk-prompt-it-menardi-wav` and
+`dpkg -x` each into one folder; pass its usr/share/asterisk/sounds as --voices.
+
+    python benchmarks/diarization.py --voices /tmp/ast/x/usr/share/asterisk/sounds --methods resemblyzer,mfcc,whisper
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from callqa.audio import load_audio  # noqa: E402
+from callqa.der import diarization_error_rate, word_attribution  # noqa: E402
+from callqa.diarize import diarize, speaker_at, speech_regions  # noqa: E402
+from callqa.embeddings import EMBEDDERS  # noqa: E402
+
+VOICE_DIRS = ("en_US_f_Allison", "fr_CA_f_June", "it_IT_m_Carlo", "it_IT_f_Menardi", "ru_RU_f_IvrvoiceRU")
+
+
+def _wav16k(path: Path) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    import av
+
+    with av.open(str(path)) as c:
+        rate = c.streams.audio[0].codec_context.sample_rate
+        x = np.concatenate([f.to_ndarray().reshape(-1).astype(np.float32) for f in c.decode(audio=0)])
+    x = x / 32768 if np.abs(x).max() > 2 else x
+    return resample_poly(x, 16000, rate).astype(np.float32) if rate != 16000 else x
+
+
+def _trimmed(x: np.ndarray) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(x) > 0.02)
+    return x[max(loud[0] - 800, 0) : loud[-1] + 800] if loud.size else x
+
+
+def assemble(voices: list[list[Path]], rng: random.Random, turns: int = 16) -> np.ndarray:
+    """(len(voices), samples): the voices taking turns, prompts of 1-6 s, gaps 0.2-1.2 s, 15 % overlapping 0.4 s."""
+    pieces = []
+    for i in range(turns):
+        v = i % len(voices) if len(voices) > 1 else 0
+        while True:
+            x = _trimmed(_wav16k(rng.choice(voices[v])))
+            if 1.0 <= len(x) / 16000 <= 6.0:
+                break
+        pieces.append((v, x))
+    total = sum(len(x) for _, x in pieces) + 16000 * (turns + 2)
+    out = np.zeros((len(voices), total), np.float32)
+    at = 8000
+    for v, x in pieces:
+        out[v, at : at + len(x)] += x
+        at += len(x) + (-6400 if rng.random() < 0.15 else int(rng.uniform(0.2, 1.2) * 16000))
+    return out[:, : at + 8000]
+
+
+def cases(voice_root: Path | None, only: set[str]):
+    """(name, kind, channels array, expected speaker count)."""
+    if "sample" in only:
+        for f in sorted((ROOT / "sample_calls").iterdir()):
+            if f.suffix in (".wav", ".mp3", ".flac"):
+                a = load_audio(f)
+                if a.speaker_mode == "stereo":
+                    yield f.stem.split("_")[-1], "sample", np.stack(a.channels), 2
+    if "talkers" in only:
+        a = load_audio(ROOT.parent / "shared" / "testdata" / "speech" / "stereo_two_talkers.wav")
+        yield "two_talkers", "talkers", np.stack(a.channels), 2
+    if voice_root is None or "voices" not in only:
+        return
+    prompts = [sorted((voice_root / d).rglob("*.wav")) for d in VOICE_DIRS]
+    rng = random.Random(14)
+    for i in range(len(VOICE_DIRS)):
+        for j in range(i + 1, len(VOICE_DIRS)):
+            yield f"{VOICE_DIRS[i][:5]}+{VOICE_DIRS[j][:5]}", "voices", assemble([prompts[i], prompts[j]], rng), 2
+    for i in range(len(VOICE_DIRS)):
+        yield f"{VOICE_DIRS[i][:5]} alone", "one_voice", assemble([prompts[i]], rng, turns=10), 1
+    for trio in ((0, 1, 2), (1, 3, 4)):
+        yield "+".join(VOICE_DIRS[k][:5] for k in trio), "three", assemble([prompts[k] for k in trio], rng, 18), 3
+
+
+def truth(channels: np.ndarray, transcriber, cache: Path, name: str):
+    """Reference segments and (mid time, channel) words, cached: the ASR of clean channels is the slow part."""
+    file = cache / f"{name.replace(' ', '_')}.json"
+    if file.exists():
+        data = json.loads(file.read_text())
+        return [tuple(s) for s in data["segments"]], [tuple(w) for w in data["words"]]
+    segments = [(s, e, c) for c, ch in enumerate(channels) for s, e in speech_regions(ch)]
+    words = [((w.start + w.end) / 2, c) for c, ch in enumerate(channels)
+             for u in transcriber.transcribe_channel(ch, str(c)) for w in u.words]
+    file.write_text(json.dumps({"segments": segments, "words": sorted(words)}))
+    return segments, sorted(words)
+
+
+def peak_rss(method: str, audio_file: Path) -> float:
+    code = ("import sys,resource,numpy as np; sys.path.insert(0,%r); from callqa.diarize import diarize; "
+            "from callqa.embeddings import EMBEDDERS; x=np.load(%r); diarize(x, EMBEDDERS[%r]()); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)") % (str(ROOT), str(audio_file), method)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--voices", type=Path, default=None, help="folder holding the Asterisk voice folders")
+    parser.add_argument("--methods", default="resemblyzer,mfcc,whisper")
+    parser.add_argument("--cases", default="sample,talkers,voices")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/callqa-diarization-cache"))
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    from callqa.transcribe import AsrSettings, Transcriber
+
+    transcriber = Transcriber(AsrSettings(cpu_threads=1))
+    import threadpoolctl
+
+    threadpoolctl.threadpool_limits(1)
+    embedders = {m: EMBEDDERS[m]() if m != "whisper" else EMBEDDERS[m](transcriber.model) for m in args.methods.split(",")}
+    rows: dict[str, dict[str, list]] = {m: {} for m in embedders}
+    asr_s = {}
+    longest = None
+    for name, kind, channels, expected in cases(args.voices, set(args.cases.split(","))):
+        mono = channels.sum(axis=0) / (1 if kind in ("voices", "one_voice", "three") else 2)
+        segments, words = truth(channels, transcriber, args.cache, name)
+        if kind == "sample":
+            t = time.perf_counter()
+            transcriber.transcribe_channel(mono, "unknown")
+            asr_s[name] = time.perf_counter() - t
+            if longest is None or len(mono) > len(longest):
+                longest = mono
+        for method, embedder in embedders.items():
+            t = time.perf_counter()
+            result = diarize(mono, embedder)
+            took = time.perf_counter() - t
+            est = [(tr.start, tr.end, tr.speaker) for tr in result.turns]
+            der = diarization_error_rate(segments, est)
+            attribution = word_attribution(words, [speaker_at(result.turns, w[0]) for w in words], der.mapping)
+            rows[method].setdefault(kind, []).append(
+                (name, der.der, attribution, result.speakers == expected, took, asr_s.get(name), result.confidence))
+            if args.verbose:
+                print(f"{method:12s} {kind:9s} {name:26s} DER {der.der:6.1%} words {attribution:6.1%} "
+                      f"speakers {result.speakers}/{expected} sep {result.separation:.2f} conf {result.confidence:.2f} {result.flags} "
+                      f"{took:.2f}s" + (f" asr {asr_s[name]:.1f}s" if name in asr_s else ""), flush=True)
+    np.save(args.cache / "longest.npy", longest if longest is not None else np.zeros(16000, np.float32))
+    print("\nmethod       data        calls  DER(mean)  words(mean)  words(min)  count right  diar/ASR  peak RSS")
+    for method, kinds in rows.items():
+        rss = peak_rss(method, args.cache / "longest.npy")
+        for kind, r in kinds.items():
+            ratio = [x[4] / x[5] for x in r if x[5]]
+            print(f"{method:12s} {kind:10s} {len(r):5d}  {np.mean([x[1] for x in r]):8.1%}  "
+                  f"{np.mean([x[2] for x in r]):10.1%}  {min(x[2] for x in r):10.1%}  "
+                  f"{sum(x[3] for x in r):5d}/{len(r):<5d}  " + (f"{np.mean(ratio):7.1%}" if ratio else "      -")
+                  + f"  {rss:6.0f} MB")
+    print(f"(benchmark process peak RSS with Whisper loaded: "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Speaker estimation for mono calls: who spoke when, before the role stage says who is the agent.
+
+speech regions (Silero VAD, shipped with faster-whisper) -> embeddings of WINDOW_S windows every STEP_S
+(callqa.embeddings) -> k-means (scikit-learn) on the unit vectors for one, two or three speakers -> each 10 ms
+speech frame takes the speaker its covering windows are closest to -> turns shorter than MIN_TURN_S join a
+neighbour -> Turns. Words then take the speaker of the turn that holds their middle (``attribute``), so one
+Whisper segment may hold both speakers.
+
+How many speakers: two clusters whose centroids are as alike as one voice's windows (cosine >= the embedder's
+``same_speaker``) are one speaker (a voicemail, a monologue); a third cluster is kept only when it is distinct
+from both others and holds a real share of the speech (a transfer, a third party), and the call is flagged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+import numpy as np
+
+from .embeddings import SAMPLE_RATE, WINDOW_S
+
+log = logging.getLogger(__name__)
+
+STEP_S = 0.4
+FRAME_S = 0.01
+MIN_TURN_S = 0.3  # a shorter run of one speaker inside another's speech is noise of the frame labels
+MIN_WINDOWS = 4  # fewer windows than this (about 2 s of speech) cannot show two voices
+THIRD_SPEAKER_SHARE = 0.12
+TOO_SHORT_CONFIDENCE = 0.3
+CLEAR_MARGIN = 0.1  # a frame is clearly attributed when its speaker is this much closer than the next one
+SAME_SPEAKER = {"resemblyzer": 0.86, "mfcc": 0.5, "whisper": 0.5}
+
+FLAG_TOO_SHORT = "too_little_speech"
+FLAG_ONE_SPEAKER = "one_speaker"
+FLAG_MORE_SPEAKERS = "more_than_two_speakers"
+
+
+class Turn(NamedTuple):
+    start: float
+    end: float
+    speaker: int  # 0 = the first to speak
+
+
+class Diarization(NamedTuple):
+    turns: tuple[Turn, ...]
+    speakers: int  # estimated number of speakers (0 without speech)
+    confidence: float  # 0-1: share of the speech attributed with a clear margin (see _confidence)
+    flags: tuple[str, ...]
+    method: str  # the embedder
+    separation: float  # cosine similarity of the two halves of a two-way split of the windows (1: one voice)
+
+
+def speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
+    """(start, end) seconds of speech, by Silero VAD."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(min_silence_duration_ms=300, speech_pad_ms=100, min_speech_duration_ms=200)
+    return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in get_speech_timestamps(audio, options)]
+
+
+def window_starts(regions: list[tuple[float, float]]) -> np.ndarray:
+    """Window starts covering each speech region; a region shorter than a window gets one window centred on it."""
+    starts: list[float] = []
+    for start, end in regions:
+        if end - start <= WINDOW_S:
+            starts.append(max(0.0, (start + end - WINDOW_S) / 2))
+            continue
+        n = int(np.ceil((end - start - WINDOW_S) / STEP_S)) + 1
+        starts.extend(np.linspace(start, end - WINDOW_S, n))
+    return np.asarray(starts, dtype=float)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-9)
+
+
+def _kmeans(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=k, n_init=5, random_state=0).fit(x)
+    return km.labels_, _unit(km.cluster_centers_)
+
+
+def count_speakers(x: np.ndarray, same_speaker: float) -> tuple[np.ndarray, tuple[str, ...], float]:
+    """Unit centroids of the speakers found in the unit window embeddings ``x``, the flags that decision raises,
+    and the cosine similarity of the two centroids of a two-way split (1.0 when there are too few windows)."""
+    one = _unit(x.mean(axis=0, keepdims=True))
+    if len(x) < MIN_WINDOWS:
+        return one, (FLAG_TOO_SHORT, FLAG_ONE_SPEAKER), 1.0
+    _, two = _kmeans(x, 2)
+    similarity = float(two[0] @ two[1])
+    if similarity >= same_speaker:
+        return one, (FLAG_ONE_SPEAKER,), similarity
+    if len(x) >= 3 * MIN_WINDOWS:
+        labels, three = _kmeans(x, 3)
+        sims = three @ three.T
+        distinct = all(sims[i, j] < same_speaker for i in range(3) for j in range(i + 1, 3))
+        if distinct and np.bincount(labels, minlength=3).min() >= THIRD_SPEAKER_SHARE * len(x):
+            return three, (FLAG_MORE_SPEAKERS,), similarity
+    return two, (), similarity
+
+
+def _frame_scores(starts: np.ndarray, sims: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per 10 ms frame: the summed similarity to each speaker of the windows covering it, and how many do."""
+    scores = np.zeros((n_frames, sims.shape[1]))
+    cover = np.zeros(n_frames)
+    width = int(round(WINDOW_S / FRAME_S))
+    for start, sim in zip(starts, sims):
+        a = int(round(start / FRAME_S))
+        scores[a : a + width] += sim
+        cover[a : a + width] += 1
+    return scores, cover
+
+
+def _runs(labels: np.ndarray, speech: np.ndarray) -> list[list[int]]:
+    """[first frame, last frame + 1, label] of each run of one label inside speech."""
+    runs: list[list[int]] = []
+    for i in np.flatnonzero(speech):
+        if runs and runs[-1][1] == i and runs[-1][2] == labels[i]:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([int(i), int(i) + 1, int(labels[i])])
+    return runs
+
+
+def _smooth(runs: list[list[int]]) -> list[list[int]]:
+    """Give each run shorter than MIN_TURN_S to the adjoining speech of a neighbour, shortest first."""
+    min_frames = int(round(MIN_TURN_S / FRAME_S))
+    runs = [r[:] for r in runs]
+    while True:
+        short = [i for i, r in enumerate(runs) if r[1] - r[0] < min_frames and len(runs) > 1]
+        neighbours = [(i, j) for i in short for j in (i - 1, i + 1)
+                      if 0 <= j < len(runs) and runs[j][2] != runs[i][2] and
+                      (runs[j][1] == runs[i][0] or runs[j][0] == runs[i][1])]
+        if not neighbours:
+            break
+        i, j = min(neighbours, key=lambda p: (runs[p[0]][1] - runs[p[0]][0], -(runs[p[1]][1] - runs[p[1]][0])))
+        runs[i][2] = runs[j][2]
+        merged: list[list[int]] = []
+        for r in runs:
+            if merged and merged[-1][1] == r[0] and merged[-1][2] == r[2]:
+                merged[-1][1] = r[1]
+            else:
+                merged.append(r)
+        runs = merged
+    return runs
+
+
+def _confidence(scores: np.ndarray, speech: np.ndarray, n_speakers: int, similarity: float, same: float) -> float:
+    """Two or more speakers: the share of speech frames whose speaker leads the next one by CLEAR_MARGIN.
+    One speaker: 0.5 at the same-speaker similarity of a two-way split, rising to 1 as the halves become alike."""
+    if n_speakers <= 1:
+        return 0.5 + 0.5 * float(np.clip((similarity - same) / (1 - same), 0, 1))
+    top = np.sort(scores[speech], axis=1)
+    return float(np.mean(top[:, -1] - top[:, -2] >= CLEAR_MARGIN)) if len(top) else 0.0
+
+
+def diarize(audio: np.ndarray, embedder) -> Diarization:
+    """Speaker turns of one mono call (16 kHz float32)."""
+    regions = speech_regions(audio)
+    if not regions:
+        return Diarization((), 0, 0.0, (FLAG_TOO_SHORT,), embedder.name, 1.0)
+    starts = window_starts(regions)
+    same = SAME_SPEAKER[embedder.name]
+    x = _unit(embedder.embed(audio, starts))
+    centroids, flags, similarity = count_speakers(x, same)
+    sims = x @ centroids.T
+    n_frames = int(np.ceil(len(audio) / SAMPLE_RATE / FRAME_S)) + 1
+    scores, cover = _frame_scores(starts, sims, n_frames)
+    speech = np.zeros(n_frames, bool)
+    for start, end in regions:
+        speech[int(start / FRAME_S) : int(np.ceil(end / FRAME_S))] = True
+    speech &= cover > 0
+    scores /= np.maximum(cover, 1)[:, None]
+    runs = _smooth(_runs(scores.argmax(axis=1), speech))
+    order = {}  # speakers numbered by who speaks first
+    for r in runs:
+        order.setdefault(r[2], len(order))
+    turns = tuple(Turn(round(a * FRAME_S, 2), round(b * FRAME_S, 2), order[lab]) for a, b, lab in runs)
+    n = len(order)
+    confidence = _confidence(scores, speech, n, similarity, same)
+    if FLAG_TOO_SHORT in flags:
+        confidence = min(confidence, TOO_SHORT_CONFIDENCE)
+    return Diarization(turns, n, round(confidence, 3), flags, embedder.name, round(similarity, 3))
+
+
+def speaker_at(turns: tuple[Turn, ...], t: float) -> int:
+    """The speaker of the turn holding time t, else of the nearest turn (a word at the edge of speech)."""
+    if not turns:
+        return 0
+    best = min(turns, key=lambda tr: 0.0 if tr.start <= t <= tr.end else min(abs(t - tr.start), abs(t - tr.end)))
+    return best.speaker

@@ -1,0 +1,136 @@
+"""Speaker embeddings of short windows of one call's audio, for the diarization stage.
+
+Each embedder maps (audio at 16 kHz, window start times in seconds) to one row per window. The windows are
+WINDOW_S long. ``resemblyzer`` (GE2E, Apache-2.0, weights inside its wheel; needs torch, the ``callqa[mono]``
+extra) is the default: it was the most accurate in benchmarks/diarization.py. ``mfcc`` (cepstral statistics,
+numpy only) is the fallback when the extra is not installed; it is weaker on voices that are alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import numpy as np
+
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+WINDOW_S = 1.2
+_FRAMES = int(round(WINDOW_S / 0.01))
+
+
+def _frame_slices(n_frames: int, starts: np.ndarray) -> np.ndarray:
+    """(windows, _FRAMES) frame indices, clipped at the ends of the call."""
+    first = np.clip(np.round(starts / 0.01).astype(int), 0, max(n_frames - _FRAMES, 0))
+    return np.minimum(first[:, None] + np.arange(_FRAMES)[None, :], n_frames - 1)
+
+
+def _mel_power(audio: np.ndarray) -> np.ndarray:
+    """(frames, 40) mel power spectrogram, 25 ms periodic-Hann windows every 10 ms, centred: what Resemblyzer was
+    trained on (librosa's melspectrogram, equal to 1e-7 here; librosa itself spends 9 s compiling its filters)."""
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(audio, (200, 200)), 400)[::160]
+    spectrum = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
+    return (spectrum @ _slaney_mel_filters(40).T).astype(np.float32)
+
+
+def _hz_to_mel(f):
+    f = np.asarray(f, float)
+    return np.where(f >= 1000, 15 + np.log(np.maximum(f, 1e-9) / 1000) / _LOG_STEP, f / (200 / 3))
+
+
+def _mel_to_hz(m):
+    m = np.asarray(m, float)
+    return np.where(m >= 15, 1000 * np.exp(_LOG_STEP * (m - 15)), m * 200 / 3)
+
+
+_LOG_STEP = np.log(6.4) / 27
+
+
+@functools.lru_cache(maxsize=2)
+def _slaney_mel_filters(n_mels: int) -> np.ndarray:
+    """Slaney's mel filters (area-normalised triangles) over the 201 bins of a 400-sample FFT at 16 kHz."""
+    bins = np.fft.rfftfreq(400, 1 / SAMPLE_RATE)
+    hz = _mel_to_hz(np.linspace(_hz_to_mel(0), _hz_to_mel(SAMPLE_RATE / 2), n_mels + 2))
+    lower, centre, upper = hz[:-2, None], hz[1:-1, None], hz[2:, None]
+    triangles = np.maximum(0, np.minimum((bins - lower) / (centre - lower), (upper - bins) / (upper - centre)))
+    return triangles * (2 / (upper - lower))
+
+
+class ResemblyzerEmbedder:
+    name = "resemblyzer"
+
+    def __init__(self):
+        try:
+            import torch
+            from resemblyzer import VoiceEncoder
+        except ImportError as exc:
+            raise ModelError("speaker estimation with resemblyzer needs the mono extra: "
+                             "pip install 'callqa[mono]' (torch, resemblyzer)") from exc
+        torch.set_num_threads(1)
+        self._torch = torch
+        self.encoder = VoiceEncoder("cpu", verbose=False)
+
+    def embed(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        mel = _mel_power(audio)
+        windows = mel[_frame_slices(len(mel), starts)]
+        with self._torch.no_grad():
+            return self.encoder(self._torch.from_numpy(windows)).numpy()
+
+
+class MfccEmbedder:
+    """Mean and standard deviation of 20 MFCCs (without c0: loudness) per window."""
+
+    name = "mfcc"
+
+    def embed(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        from scipy.fft import dct
+
+        mel = _mel_power(audio)
+        mfcc = dct(np.log(mel + 1e-8), type=2, axis=1, norm="ortho")[:, 1:21]
+        windows = mfcc[_frame_slices(len(mfcc), starts)]
+        feats = np.concatenate([windows.mean(axis=1), windows.std(axis=1)], axis=1)
+        return (feats - feats.mean(axis=0)) / (feats.std(axis=0) + 1e-6)
+
+
+class WhisperEncoderEmbedder:
+    """Whisper's encoder states (bundled tiny.en), averaged over each window, centred on the call's mean."""
+
+    name = "whisper"
+
+    def __init__(self, model=None):
+        if model is None:
+            from faster_whisper import WhisperModel
+
+            from .transcribe import bundled_model_path
+
+            model = WhisperModel(str(bundled_model_path()), device="cpu", compute_type="int8", cpu_threads=1)
+        self.model = model
+
+    def embed(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        chunk = 30 * SAMPLE_RATE
+        states = []
+        for at in range(0, len(audio), chunk):
+            piece = audio[at : at + chunk]
+            features = self.model.feature_extractor(piece)[:, :3000]
+            features = np.pad(features, ((0, 0), (0, 3000 - features.shape[1])))
+            encoded = np.asarray(self.model.encode(features))[0]  # (1500, dims): 20 ms frames
+            states.append(encoded[: int(np.ceil(len(piece) / 320))])
+        frames = np.repeat(np.concatenate(states), 2, axis=0)  # 10 ms steps like the others
+        windows = frames[_frame_slices(len(frames), starts)].mean(axis=1)
+        return windows - windows.mean(axis=0)
+
+
+EMBEDDERS = {cls.name: cls for cls in (ResemblyzerEmbedder, MfccEmbedder, WhisperEncoderEmbedder)}
+
+
+def default_embedder():
+    """Resemblyzer when the mono extra is installed, else MFCC statistics (said once in the log)."""
+    try:
+        return ResemblyzerEmbedder()
+    except ModelError as exc:
+        log.warning("%s; estimating speakers from MFCC statistics instead (less accurate)", exc)
+        return MfccEmbedder()
