@@ -25,7 +25,8 @@ import threadpoolctl
 
 from .audio import load_audio
 from .errors import CallQAError
-from .executor import AudioFacts, AudioJob, CallAsr, ChannelText, ClusterSize
+from .diarize import estimate_speakers
+from .executor import MONO_LABEL, AudioFacts, AudioJob, CallAsr, ChannelText, ClusterSize
 from .records import DecodedAudio, Utterance
 from .transcribe import AsrSettings, Transcriber, resolve_model
 
@@ -34,6 +35,7 @@ class _ChannelResult(NamedTuple):
     utterances: list[Utterance]
     started: float
     finished: float
+    diarization: Diarization | None = None  # of a mono channel
 
 
 class _Started(NamedTuple):
@@ -172,13 +174,16 @@ def _transcribe_channel(transcriber: Transcriber | None, channel: np.ndarray, sp
         raise _worker_error or RuntimeError("ASR worker without a model")
     started = time.monotonic()
     utterances = transcriber.transcribe_channel(channel, speaker)  # type: ignore[arg-type]  # a channel label until roles
-    return _ChannelResult(utterances, started, time.monotonic())
+    # A mono channel's speakers are estimated here, beside its audio: only the turns travel back.
+    diarization = estimate_speakers(channel) if speaker == MONO_LABEL and utterances else None
+    return _ChannelResult(utterances, started, time.monotonic(), diarization)
 
 
 def call_asr(facts: AudioFacts, done: list[tuple[str, _ChannelResult]]) -> CallAsr:
     """A call's ASR from its channels' results (the Ray executor's actors build theirs here too)."""
     return CallAsr(facts, tuple(ChannelText(label, tuple(d.utterances)) for label, d in done),
-                   tuple((d.started, d.finished) for _, d in done))
+                   tuple((d.started, d.finished) for _, d in done),
+                   next((d.diarization for _, d in done if d.diarization is not None), None))
 
 
 def busy_seconds(intervals: list[tuple[float, float]]) -> float:

@@ -13,42 +13,32 @@ from both others and holds a real share of the speech (a transfer, a third party
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import NamedTuple
-
 import numpy as np
 
 from .embeddings import SAMPLE_RATE, WINDOW_S
+from .records import Diarization, Turn, Utterance
 
 log = logging.getLogger(__name__)
 
 STEP_S = 0.4
 FRAME_S = 0.01
 MIN_TURN_S = 0.3  # a shorter run of one speaker inside another's speech is noise of the frame labels
-MIN_WINDOWS = 4  # fewer windows than this (about 2 s of speech) cannot show two voices
+MIN_SPEECH_S = 5.0  # less speech than this cannot show two voices: two halves of 3 s of one voice differ as much
+MIN_WINDOWS = 4  # as two voices alike (the sample calls' one voice at two pitches); a cluster needs this many
 THIRD_SPEAKER_SHARE = 0.12
 TOO_SHORT_CONFIDENCE = 0.3
+REVIEW_BELOW = 0.7  # estimated speakers less sure than this are used, and the call is flagged for review
 CLEAR_MARGIN = 0.1  # a frame is clearly attributed when its speaker is this much closer than the next one
-SAME_SPEAKER = {"resemblyzer": 0.86, "mfcc": 0.5, "whisper": 0.5}
+# Cosine similarity at which two clusters are one voice. Only Resemblyzer's vectors have an absolute scale
+# (GE2E is trained so that one voice's windows are alike); the others are centred per call, so a split of them
+# always looks like two opposite halves and the count cannot be told: they are run as two speakers.
+SAME_SPEAKER: dict[str, float | None] = {"resemblyzer": 0.86, "mfcc": None, "whisper": None}
 
 FLAG_TOO_SHORT = "too_little_speech"
 FLAG_ONE_SPEAKER = "one_speaker"
 FLAG_MORE_SPEAKERS = "more_than_two_speakers"
-
-
-class Turn(NamedTuple):
-    start: float
-    end: float
-    speaker: int  # 0 = the first to speak
-
-
-class Diarization(NamedTuple):
-    turns: tuple[Turn, ...]
-    speakers: int  # estimated number of speakers (0 without speech)
-    confidence: float  # 0-1: share of the speech attributed with a clear margin (see _confidence)
-    flags: tuple[str, ...]
-    method: str  # the embedder
-    separation: float  # cosine similarity of the two halves of a two-way split of the windows (1: one voice)
 
 
 def speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
@@ -82,15 +72,18 @@ def _kmeans(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return km.labels_, _unit(km.cluster_centers_)
 
 
-def count_speakers(x: np.ndarray, same_speaker: float) -> tuple[np.ndarray, tuple[str, ...], float]:
+def count_speakers(x: np.ndarray, same_speaker: float | None, speech_s: float
+                   ) -> tuple[np.ndarray, tuple[str, ...], float]:
     """Unit centroids of the speakers found in the unit window embeddings ``x``, the flags that decision raises,
     and the cosine similarity of the two centroids of a two-way split (1.0 when there are too few windows)."""
     one = _unit(x.mean(axis=0, keepdims=True))
-    if len(x) < MIN_WINDOWS:
+    if len(x) < 2 * MIN_WINDOWS or speech_s < MIN_SPEECH_S:
         return one, (FLAG_TOO_SHORT, FLAG_ONE_SPEAKER), 1.0
-    _, two = _kmeans(x, 2)
+    labels, two = _kmeans(x, 2)
     similarity = float(two[0] @ two[1])
-    if similarity >= same_speaker:
+    if same_speaker is None:
+        return two, (), similarity
+    if similarity >= same_speaker or np.bincount(labels, minlength=2).min() < MIN_WINDOWS:
         return one, (FLAG_ONE_SPEAKER,), similarity
     if len(x) >= 3 * MIN_WINDOWS:
         labels, three = _kmeans(x, 3)
@@ -147,11 +140,12 @@ def _smooth(runs: list[list[int]]) -> list[list[int]]:
     return runs
 
 
-def _confidence(scores: np.ndarray, speech: np.ndarray, n_speakers: int, similarity: float, same: float) -> float:
+def _confidence(scores: np.ndarray, speech: np.ndarray, n_speakers: int, similarity: float,
+                same: float | None) -> float:
     """Two or more speakers: the share of speech frames whose speaker leads the next one by CLEAR_MARGIN.
     One speaker: 0.5 at the same-speaker similarity of a two-way split, rising to 1 as the halves become alike."""
     if n_speakers <= 1:
-        return 0.5 + 0.5 * float(np.clip((similarity - same) / (1 - same), 0, 1))
+        return 0.5 if same is None else 0.5 + 0.5 * float(np.clip((similarity - same) / (1 - same), 0, 1))
     top = np.sort(scores[speech], axis=1)
     return float(np.mean(top[:, -1] - top[:, -2] >= CLEAR_MARGIN)) if len(top) else 0.0
 
@@ -164,7 +158,7 @@ def diarize(audio: np.ndarray, embedder) -> Diarization:
     starts = window_starts(regions)
     same = SAME_SPEAKER[embedder.name]
     x = _unit(embedder.embed(audio, starts))
-    centroids, flags, similarity = count_speakers(x, same)
+    centroids, flags, similarity = count_speakers(x, same, sum(end - start for start, end in regions))
     sims = x @ centroids.T
     n_frames = int(np.ceil(len(audio) / SAMPLE_RATE / FRAME_S)) + 1
     scores, cover = _frame_scores(starts, sims, n_frames)
@@ -191,3 +185,63 @@ def speaker_at(turns: tuple[Turn, ...], t: float) -> int:
         return 0
     best = min(turns, key=lambda tr: 0.0 if tr.start <= t <= tr.end else min(abs(t - tr.start), abs(t - tr.end)))
     return best.speaker
+
+
+def attribute(utterances: tuple[Utterance, ...], turns: tuple[Turn, ...]) -> dict[str, list[Utterance]]:
+    """The utterances of a mono channel split where the speaker changes, grouped as speaker_1, speaker_2, ...
+
+    Each word takes the speaker of the turn holding its middle; an utterance without word timings takes the
+    speaker of its middle.
+    """
+    from .transcribe import make_utterance
+
+    groups: dict[str, list[Utterance]] = {}
+    for u in utterances:
+        if not u.words:
+            groups.setdefault(f"speaker_{speaker_at(turns, (u.start + u.end) / 2) + 1}", []).append(u)
+            continue
+        runs: list[tuple[int, list]] = []
+        for w in u.words:
+            spk = speaker_at(turns, (w.start + w.end) / 2)
+            if runs and runs[-1][0] == spk:
+                runs[-1][1].append(w)
+            else:
+                runs.append((spk, [w]))
+        for spk, words in runs:
+            if "".join(w.word for w in words).strip():
+                groups.setdefault(f"speaker_{spk + 1}", []).append(make_utterance(words, f"speaker_{spk + 1}"))
+    return groups
+
+
+@functools.lru_cache(maxsize=1)
+def _embedder():
+    """Resemblyzer, loaded once per process; None (said once) without the mono extra."""
+    from .embeddings import ResemblyzerEmbedder
+    from .errors import ModelError
+
+    try:
+        return ResemblyzerEmbedder()
+    except ModelError as exc:
+        log.warning("mono calls keep speaker 'unknown': %s", exc)
+        return None
+
+
+def estimate_speakers(audio: np.ndarray) -> Diarization | None:
+    """Who spoke when on one mono channel; None when speaker estimation is not installed."""
+    embedder = _embedder()
+    return diarize(audio, embedder) if embedder is not None else None
+
+
+def review_reasons(diarization: Diarization) -> tuple[str, ...]:
+    """Why a person should check a mono call's estimated speakers."""
+    reasons = []
+    if FLAG_TOO_SHORT in diarization.flags:
+        reasons.append("too little speech to tell voices apart: all of it given to one speaker")
+    elif FLAG_ONE_SPEAKER in diarization.flags:
+        reasons.append("one voice found on the mono recording (a voicemail or a monologue?)")
+    if FLAG_MORE_SPEAKERS in diarization.flags:
+        reasons.append(f"{diarization.speakers} voices found on the mono recording (a transfer or a third party?): "
+                       "all but the agent counted as the customer")
+    if diarization.speakers > 1 and diarization.confidence < REVIEW_BELOW:
+        reasons.append(f"speakers of the mono recording uncertain (confidence {diarization.confidence:.2f})")
+    return tuple(reasons)

@@ -65,11 +65,12 @@ class ResemblyzerEmbedder:
 
     def __init__(self):
         try:
+            import sklearn.cluster  # noqa: F401  (callqa.diarize clusters with it)
             import torch
             from resemblyzer import VoiceEncoder
         except ImportError as exc:
             raise ModelError("speaker estimation with resemblyzer needs the mono extra: "
-                             "pip install 'callqa[mono]' (torch, resemblyzer)") from exc
+                             "pip install 'callqa[mono]' (resemblyzer, torch, scikit-learn)") from exc
         torch.set_num_threads(1)
         self._torch = torch
         self.encoder = VoiceEncoder("cpu", verbose=False)

@@ -7,7 +7,8 @@ one ``CallAsr``: the decoded audio's facts and what was said on each speaker cha
 itself comes back, so a remote executor can decode and transcribe on another machine and return small rows.
 
 Speakers are not decided here: utterances come back labelled by channel (``left``/``right``, ``unknown`` on
-mono) and ``callqa.roles`` turns them into agent and customer afterwards, from what is said. That keeps a stored
+mono, with the mono channel's estimated speaker turns) and ``callqa.roles`` turns them into agent and customer
+afterwards, from what is said. That keeps a stored
 call re-attributable without audio or ASR, and keeps executors free of any per-call policy.
 
 Implementations:
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
-from .records import Utterance
+from .records import Diarization, Utterance
 
 CHANNEL_LABELS = ("left", "right")  # the first and second speaker channel (source channels 0 and 1 unless named)
 MONO_LABEL = "unknown"
@@ -86,6 +87,9 @@ class CallAsr(NamedTuple):
     # When each channel's ASR ran, as (start, end) time.monotonic() values: the batch reports the busy share.
     # A remote executor reports its workers' clocks; only the lengths and overlaps are used.
     intervals: tuple[tuple[float, float], ...]
+    # Who spoke when on a mono channel (``callqa.diarize.estimate_speakers`` of the ``unknown`` channel's audio,
+    # run where the audio is); None on stereo, or when no estimation ran. Small rows: turns, not audio.
+    diarization: Diarization | None = None
 
 
 ExecutorName = Literal["local", "ray"]  # --executor: this machine, or a Ray cluster

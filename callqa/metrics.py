@@ -13,10 +13,17 @@ import math
 import re
 from typing import Callable, NamedTuple
 
-from .records import STEREO_MODES, MetricValue, Transcript, Utterance
+from .records import MONO_ESTIMATED, STEREO_MODES, MetricValue, Transcript, Utterance
 
 MIN_SILENCE_S = 2.0  # shorter gaps are turn-taking, not silence
 INTERRUPTION_TOLERANCE_S = 0.25  # an agent starting this close to the customer's end is taking the turn
+# On mono the estimated speakers never overlap (each moment has one), so an interruption cannot show as two
+# voices at once. It shows as no pause at all: the customer's last word runs into the agent's first. People
+# taking turns leave a gap (typically 0.2 s or more); a barge-in leaves none, or the voices overlap and the
+# change of speaker falls inside continuous speech. Counted from the customer's speech lasting at least
+# MONO_CUSTOMER_MIN_S (a one-word backchannel is not being interrupted).
+MONO_BARGE_IN_GAP_S = 0.1
+MONO_CUSTOMER_MIN_S = 1.0
 HOLD_ANNOUNCED_WITHIN_S = 10.0  # the announcement must end this close before the silence starts
 HOLD_PHRASES = re.compile(
     r"\b(on hold|hold on|please hold|hold please|hold for a|hold for one|one moment|a moment|one second|"
@@ -47,8 +54,8 @@ _NONE = MetricValue(None, None, None)
 
 
 def _attributed(transcript: Transcript) -> bool:
-    """Speaker metrics need every utterance attributed to the agent or the customer."""
-    return transcript.speaker_mode in STEREO_MODES and all(
+    """Speaker metrics need every utterance attributed to the agent or the customer (on mono: estimated)."""
+    return (transcript.speaker_mode in STEREO_MODES or transcript.speaker_mode == MONO_ESTIMATED) and all(
         u.speaker in ("agent", "customer") for u in transcript.utterances
     )
 
@@ -106,6 +113,8 @@ def _holds(transcript: Transcript) -> dict[str, MetricValue]:
 def _interruptions(transcript: Transcript) -> dict[str, MetricValue]:
     if not _attributed(transcript):
         return {"agent_interruptions": _NONE}
+    if transcript.speaker_mode == MONO_ESTIMATED:
+        return {"agent_interruptions": _barge_ins(transcript.utterances)}
     customer = _by(transcript, "customer")
     hits = [
         (a.start, c.end)
@@ -116,6 +125,22 @@ def _interruptions(transcript: Transcript) -> dict[str, MetricValue]:
     hits = sorted(set(hits))
     first = hits[0] if hits else (None, None)
     return {"agent_interruptions": MetricValue(float(len({h[0] for h in hits})), *first)}
+
+
+def _barge_ins(utterances: tuple[Utterance, ...]) -> MetricValue:
+    """Agent utterances that start without a pause after the customer's speech (see MONO_BARGE_IN_GAP_S)."""
+    hits = []
+    customer_since = None  # start of the customer's current stretch of speech without a pause
+    previous = None
+    for u in sorted(utterances, key=lambda u: (u.start, u.end)):
+        joined = previous is not None and u.start - previous.end < MONO_BARGE_IN_GAP_S
+        if u.speaker == "customer":
+            customer_since = customer_since if joined and previous.speaker == "customer" else u.start
+        elif (joined and previous.speaker == "customer" and customer_since is not None
+              and previous.end - customer_since >= MONO_CUSTOMER_MIN_S):
+            hits.append((u.start, previous.end))
+        previous = u
+    return MetricValue(float(len(hits)), *(hits[0] if hits else (None, None)))
 
 
 def _word_count(u: Utterance) -> int:

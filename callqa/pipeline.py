@@ -38,7 +38,7 @@ from .ingest import (
     resolve_metadata,
     sha256_file,
 )
-from .records import AgentChannel, CallRecord, CallSource
+from .records import MONO_ESTIMATED, AgentChannel, CallRecord, CallSource
 from .rubric import load_rubrics
 from .transcribe import AsrSettings
 
@@ -349,7 +349,8 @@ class BatchRun:
             decision = decision._replace(review_reasons=decision.review_reasons + truncated)
         if decision.review_reasons:
             log.warning("%s: %s", source.path, "; ".join(decision.review_reasons))
-        base.update(speaker_mode=transcript.speaker_mode, roles=decision)
+        base.update(speaker_mode=transcript.speaker_mode, roles=decision,
+                    diarization=asr.diarization if transcript.speaker_mode == MONO_ESTIMATED else None)
         return CallRecord(status="ok", error=None, analysed=analysed, evaluations=evaluations, **base), None
 
     def _id_conflict(self, source: CallSource) -> str | None:

@@ -24,6 +24,7 @@ Status = Literal["ok", "failed"]
 Outcome = Literal["pass", "fail", "na"]
 MetadataFrom = Literal["manifest", "sidecar", "filename", "none"]
 STEREO_MODES = ("stereo", "stereo_swapped")  # one speaker per channel; swapped: the agent on the right
+MONO_ESTIMATED: SpeakerMode = "mono_estimated"  # one channel, speakers estimated by callqa.diarize and named by callqa.roles
 
 
 class CallSource(NamedTuple):
@@ -153,6 +154,23 @@ class RoleDecision(NamedTuple):
     review_reasons: tuple[str, ...]  # why a person should look at the call; empty when none
 
 
+class Turn(NamedTuple):
+    start: float
+    end: float
+    speaker: int  # 0 = the first to speak
+
+
+class Diarization(NamedTuple):
+    """Who spoke when on a mono channel (callqa.diarize)."""
+
+    turns: tuple[Turn, ...]
+    speakers: int  # estimated number of speakers (0 without speech)
+    confidence: float  # 0-1, see callqa.diarize
+    flags: tuple[str, ...]  # e.g. one_speaker, more_than_two_speakers, too_little_speech
+    method: str  # the embedder
+    separation: float  # cosine similarity of the two halves of a two-way split of the windows (1: one voice)
+
+
 class CallRecord(NamedTuple):
     """Everything stored for one recording; ``analysed`` is None for a failed call."""
 
@@ -169,3 +187,4 @@ class CallRecord(NamedTuple):
     analysed: AnalysedCall | None = None
     evaluations: tuple[Evaluation, ...] = ()
     roles: RoleDecision | None = None
+    diarization: Diarization | None = None

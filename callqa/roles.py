@@ -24,8 +24,10 @@ import math
 import re
 from typing import Mapping, NamedTuple, Sequence, cast
 
+from .diarize import attribute, review_reasons
 from .executor import CHANNEL_LABELS, CallAsr, ChannelText
-from .records import STEREO_MODES, AgentChannel, CallSource, RoleDecision, Speaker, SpeakerMode, Transcript, Utterance
+from .records import (MONO_ESTIMATED, STEREO_MODES, AgentChannel, CallSource, Diarization, RoleDecision, Speaker,
+                      SpeakerMode, Transcript, Utterance)
 from .transcribe import merge_timeline
 
 ROLE_VERSION = 1  # raise when the decision can change for the same words: stored detections are then redone
@@ -219,11 +221,38 @@ def speaker_mode(mode: str, decision: RoleDecision) -> SpeakerMode:
     return "stereo_swapped" if decision.agent_channel == "right" else "stereo"
 
 
+def decide_estimated(groups: Mapping[str, Sequence[Utterance]], diarization: Diarization
+                     ) -> tuple[dict[str, Speaker], RoleDecision]:
+    """Names of a mono call's estimated speakers: the agent by ``detect``, every other one the customer.
+
+    A lone voice is the agent when what it says leans agent (a monologue, a message left by the clinic), else
+    the customer (a voicemail left by a caller).
+    """
+    found = detect(groups)
+    agent, confidence = found.agent, found.confidence
+    if len(groups) == 1:
+        score = _group_score(agent, groups[agent])[0]
+        agent = agent if score > 0 else None
+        confidence = round(1 / (1 + math.exp(-abs(score) / CONFIDENCE_SCALE)), 3)
+    names: dict[str, Speaker] = {label: "agent" if label == agent else "customer" for label in groups}
+    reasons = review_reasons(diarization)
+    if len(groups) > 1 and confidence < REVIEW_BELOW:
+        reasons += (f"roles uncertain (confidence {confidence:.2f}): agent taken to be {agent}",)
+    return names, RoleDecision(None, "detected", confidence, found.cues, reasons)
+
+
 def build_transcript(call_id: str, asr: CallAsr, forced: str = "auto") -> tuple[Transcript, RoleDecision]:
     """Where the transcript is built: the role decision of a stereo call, then one timeline of named speakers.
 
-    Mono calls (one ``unknown`` channel) pass through unnamed; speaker estimation plugs in here for them.
+    A mono call with estimated speaker turns (``asr.diarization``) has its words split between the estimated
+    speakers (``callqa.diarize.attribute``), which are then named like channels; without turns it passes through
+    unnamed (``unknown``).
     """
+    if asr.diarization is not None and asr.facts.speaker_mode not in STEREO_MODES and len(asr.channels) == 1:
+        groups = attribute(asr.channels[0].utterances, asr.diarization.turns)
+        names, decision = decide_estimated(groups, asr.diarization)
+        utterances = merge_timeline([u._replace(speaker=names[label]) for u in utts] for label, utts in groups.items())
+        return Transcript(call_id, asr.facts.duration_s, MONO_ESTIMATED, utterances), decision
     decision = decide(asr.channels, forced) if asr.facts.speaker_mode in STEREO_MODES else NO_ROLES
     utterances = assign(asr.channels, decision.agent_channel)
     return Transcript(call_id, asr.facts.duration_s, speaker_mode(asr.facts.speaker_mode, decision), utterances), \

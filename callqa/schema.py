@@ -244,6 +244,14 @@ REVIEWED_COLUMNS = {
                                  "criterion) in place of the automatic ones; NULL when the call has no review."),
     "reviewed_passed": ("BOOLEAN", "reviewed_score >= the rubric's pass_mark; NULL without a review or a score."),
 }
+# v4 (issue 14): speakers estimated on mono recordings.
+DIARIZATION_COLUMNS = {
+    "diarization_confidence": ("DOUBLE", "speaker_mode mono_estimated: how sure the estimate of who spoke when is, "
+                                         "0-1 (the share of speech given to a speaker with a clear margin; for one "
+                                         "voice, how alike its halves are); NULL on stereo and unestimated mono."),
+    "estimated_speakers": ("INTEGER", "speaker_mode mono_estimated: voices found (1: a voicemail or monologue; "
+                                      "3: a transfer or third party, flagged in review_reasons); NULL otherwise."),
+}
 
 # v5 (issue 18): where each run's decoding and ASR ran.
 RUN_PLACE_COLUMNS = {
@@ -267,6 +275,18 @@ MIGRATIONS: dict[int, list[str]] = {
         *(stmt for col, (kind, text) in REVIEWED_COLUMNS.items()
           for stmt in (f"ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS {col} {kind}",
                        f"COMMENT ON COLUMN evaluations.{col} IS {_quote(text)}"))],
+    4: [*(stmt for col, (kind, text) in DIARIZATION_COLUMNS.items()
+          for stmt in (f"ALTER TABLE calls ADD COLUMN IF NOT EXISTS {col} {kind}",
+                       f"COMMENT ON COLUMN calls.{col} IS {_quote(text)}")),
+        "ALTER TABLE call_metrics ADD COLUMN IF NOT EXISTS estimated BOOLEAN",
+        "COMMENT ON COLUMN call_metrics.estimated IS " + _quote(
+            "true when the metric rests on estimated speakers (speaker_mode mono_estimated): talk ratio, pace, "
+            "sentiment and interruptions (on mono: the agent starting with no pause after the customer) are then "
+            "estimates; false for stereo and for metrics that need no speakers."),
+        "COMMENT ON COLUMN calls.speaker_mode IS " + _quote(
+            "stereo (one speaker per channel, the agent on the left), stereo_swapped (the agent on the right), "
+            "mono_estimated (one channel, speakers estimated and named), mono (speakers not estimated), "
+            "mono_fallback_silent or mono_fallback_dual (a silent or duplicated channel, speakers not estimated).")],
     5: [stmt for col, (kind, text) in RUN_PLACE_COLUMNS.items()
         for stmt in (f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {col} {kind}",
                      f"COMMENT ON COLUMN runs.{col} IS {_quote(text)}")],

@@ -18,7 +18,8 @@ import duckdb
 from . import views
 from .database import connect, explain
 from .errors import DatabaseError
-from .records import AnalysedCall, CallRecord, CallSource, Evaluation, RoleDecision, Token, Transcript
+from .metrics import METRICS
+from .records import MONO_ESTIMATED, AnalysedCall, CallRecord, CallSource, Evaluation, RoleDecision, Token, Transcript
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .tables import arrow_table, insert_frame
 
@@ -247,6 +248,7 @@ def call_frame(record: CallRecord, run_id: str) -> pa.Table:
         "model": record.model, "status": record.status, "error": record.error, "run_id": run_id,
         "ingested_at": datetime.now(), "extra": json.dumps(s.extra, default=str), "redacted": record.redacted,
         "size_bytes": s.size_bytes, "metadata_from": s.metadata_from, **role_columns(record.roles, record.status == "ok"),
+        **diarization_columns(record),
     }
     return arrow_table([tuple(row.values())], list(row))
 
@@ -262,6 +264,11 @@ def role_columns(roles: RoleDecision | None, ok: bool) -> dict:
             "review_reasons": list(roles.review_reasons)}
 
 
+def diarization_columns(record: CallRecord) -> dict:
+    d = record.diarization
+    return {"diarization_confidence": d.confidence if d else None, "estimated_speakers": d.speakers if d else None}
+
+
 def transcript_frames(call_id: str, analysed: AnalysedCall) -> dict[str, pa.Table]:
     transcript: Transcript = analysed.transcript
     utterances = arrow_table(
@@ -274,9 +281,11 @@ def transcript_frames(call_id: str, analysed: AnalysedCall) -> dict[str, pa.Tabl
         ["call_id", "utterance_seq", "idx", "word", "start_s", "end_s", "probability"],
     )
     tokens = arrow_table([(call_id, *t) for t in analysed.tokens], ["call_id", *Token._fields])
+    estimated = transcript.speaker_mode == MONO_ESTIMATED
     metrics = arrow_table(
-        [(call_id, name, m.value, m.start_s, m.end_s) for name, m in analysed.metrics.items()],
-        ["call_id", "metric", "value", "start_s", "end_s"],
+        [(call_id, name, m.value, m.start_s, m.end_s, estimated and METRICS[name].speaker is not None)
+         for name, m in analysed.metrics.items()],
+        ["call_id", "metric", "value", "start_s", "end_s", "estimated"],
     )
     return {"utterances": utterances, "words": words, "tokens": tokens, "call_metrics": metrics}
 
