@@ -96,11 +96,15 @@ def cases(voice_root: Path | None, only: set[str]):
     rng = random.Random(14)
     for i in range(len(VOICE_DIRS)):
         for j in range(i + 1, len(VOICE_DIRS)):
-            yield f"{VOICE_DIRS[i][:5]}+{VOICE_DIRS[j][:5]}", "voices", assemble([prompts[i], prompts[j]], rng), 2
+            yield f"{_who(i)}+{_who(j)}", "voices", assemble([prompts[i], prompts[j]], rng), 2
     for i in range(len(VOICE_DIRS)):
-        yield f"{VOICE_DIRS[i][:5]} alone", "one_voice", assemble([prompts[i]], rng, turns=10), 1
+        yield f"{_who(i)} alone", "one_voice", assemble([prompts[i]], rng, turns=10), 1
     for trio in ((0, 1, 2), (1, 3, 4)):
-        yield "+".join(VOICE_DIRS[k][:5] for k in trio), "three", assemble([prompts[k] for k in trio], rng, 18), 3
+        yield "+".join(_who(k) for k in trio), "three", assemble([prompts[k] for k in trio], rng, 18), 3
+
+
+def _who(i: int) -> str:
+    return VOICE_DIRS[i].rsplit("_", 1)[-1]
 
 
 def truth(channels: np.ndarray, transcriber, cache: Path, name: str):

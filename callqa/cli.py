@@ -96,6 +96,9 @@ def score(
     score_truncated: Annotated[bool, typer.Option(
         "--score-truncated", help="Score recordings that hold much less than their header states, with a note, "
         "instead of failing them.")] = False,
+    reattribute: Annotated[bool, typer.Option(
+        "--reattribute", help="Transcribe again the stored mono calls among PATHS whose speakers were not "
+        "estimated (stored by an earlier callqa or without callqa[mono]), to estimate agent and customer.")] = False,
     config: Annotated[Optional[Path], typer.Option(
         "--config", help="YAML file with defaults for these options.")] = None,
     log_file: Annotated[Optional[Path], typer.Option(
@@ -114,6 +117,7 @@ def score(
             ray_cpus_per_actor=ray_cpus, ray_gpus_per_actor=ray_gpus, ray_actors=ray_actors,
             ray_shared_fs=ray_shared_fs,
             no_redact=no_redact, score_truncated=score_truncated or None,
+            reattribute=reattribute,
         )
         stop = threading.Event()
         with _stop_on_signals(stop) as received, BatchReporter(log_file) as reporter:

@@ -63,7 +63,8 @@ class Config(BaseModel):
     def _one_or_more(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
 
-    def score_options(self, *, no_redact: bool = False, rubrics: list[Path] | None = None, **cli) -> ScoreOptions:
+    def score_options(self, *, no_redact: bool = False, reattribute: bool = False, rubrics: list[Path] | None = None,
+                      **cli) -> ScoreOptions:
         """Merge command-line values (None: not given) over this config."""
         merged = {k: v for k, v in self.model_dump().items()}
         merged.update({k: v for k, v in cli.items() if v is not None})
@@ -85,6 +86,7 @@ class Config(BaseModel):
                            shared_fs=merged["ray_shared_fs"]) if merged["executor"] == "ray" else None,
             redact=merged["redact"] and not no_redact, allow_list=(*merged["allow_list"], *merged["organisation"]),
             audio_limits=AudioLimits(**{key: merged[key] for key in AudioLimits._fields}),
+            reattribute=reattribute,
         )
 
 

@@ -35,6 +35,7 @@ CLEAR_MARGIN = 0.1  # a frame is clearly attributed when its speaker is this muc
 # (GE2E is trained so that one voice's windows are alike); the others are centred per call, so a split of them
 # always looks like two opposite halves and the count cannot be told: they are run as two speakers.
 SAME_SPEAKER: dict[str, float | None] = {"resemblyzer": 0.86, "mfcc": None, "whisper": None}
+TWO_VOICES_SILHOUETTE = 0.12
 
 FLAG_TOO_SHORT = "too_little_speech"
 FLAG_ONE_SPEAKER = "one_speaker"
@@ -79,11 +80,13 @@ def count_speakers(x: np.ndarray, same_speaker: float | None, speech_s: float
     one = _unit(x.mean(axis=0, keepdims=True))
     if len(x) < 2 * MIN_WINDOWS or speech_s < MIN_SPEECH_S:
         return one, (FLAG_TOO_SHORT, FLAG_ONE_SPEAKER), 1.0
+    from sklearn.metrics import silhouette_score
+
     labels, two = _kmeans(x, 2)
-    similarity = float(two[0] @ two[1])
+    similarity = float(silhouette_score(x, labels, metric="cosine"))
     if same_speaker is None:
         return two, (), similarity
-    if similarity >= same_speaker or np.bincount(labels, minlength=2).min() < MIN_WINDOWS:
+    if similarity < TWO_VOICES_SILHOUETTE or np.bincount(labels, minlength=2).min() < MIN_WINDOWS:
         return one, (FLAG_ONE_SPEAKER,), similarity
     if len(x) >= 3 * MIN_WINDOWS:
         labels, three = _kmeans(x, 3)

@@ -37,6 +37,9 @@ def _mel_power(audio: np.ndarray) -> np.ndarray:
     return (spectrum @ _slaney_mel_filters(40).T).astype(np.float32)
 
 
+_TARGET_POWER = 10 ** (-30 / 10)  # mean square of audio at -30 dBFS
+
+
 def _hz_to_mel(f):
     f = np.asarray(f, float)
     return np.where(f >= 1000, 15 + np.log(np.maximum(f, 1e-9) / 1000) / _LOG_STEP, f / (200 / 3))
@@ -77,7 +80,13 @@ class ResemblyzerEmbedder:
 
     def embed(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
         mel = _mel_power(audio)
-        windows = mel[_frame_slices(len(mel), starts)]
+        slices = _frame_slices(len(mel), starts)
+        windows = mel[slices]
+        # The encoder was trained on utterances normalised to -30 dBFS and its input is power, not log power:
+        # each window is brought to that level, so a loud and a quiet stretch of one voice stay one voice.
+        hop = np.pad(audio, (0, 160 * len(mel) - len(audio)))[: 160 * len(mel)].reshape(len(mel), 160)
+        level = (hop.astype(np.float64) ** 2).mean(axis=1)[slices].mean(axis=1)
+        windows *= (_TARGET_POWER / np.maximum(level, 1e-10))[:, None, None].astype(np.float32)
         with self._torch.no_grad():
             return self.encoder(self._torch.from_numpy(windows)).numpy()
 

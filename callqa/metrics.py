@@ -18,10 +18,11 @@ from .records import MONO_ESTIMATED, STEREO_MODES, MetricValue, Transcript, Utte
 MIN_SILENCE_S = 2.0  # shorter gaps are turn-taking, not silence
 INTERRUPTION_TOLERANCE_S = 0.25  # an agent starting this close to the customer's end is taking the turn
 # On mono the estimated speakers never overlap (each moment has one), so an interruption cannot show as two
-# voices at once. It shows as no pause at all: the customer's last word runs into the agent's first. People
-# taking turns leave a gap (typically 0.2 s or more); a barge-in leaves none, or the voices overlap and the
-# change of speaker falls inside continuous speech. Counted from the customer's speech lasting at least
-# MONO_CUSTOMER_MIN_S (a one-word backchannel is not being interrupted).
+# voices at once. It shows as no pause at all: the estimated turns (speech frames of Silero VAD, which ends a
+# region only after 0.3 s of silence) change from the customer to the agent inside continuous speech. People
+# taking turns leave a pause; a barge-in leaves none, or the voices overlap. Counted when the customer's speech
+# had lasted MONO_CUSTOMER_MIN_S (a one-word backchannel is not being interrupted). Whisper's word times are not
+# used for this: they stretch across pauses.
 MONO_BARGE_IN_GAP_S = 0.1
 MONO_CUSTOMER_MIN_S = 1.0
 HOLD_ANNOUNCED_WITHIN_S = 10.0  # the announcement must end this close before the silence starts
@@ -114,7 +115,7 @@ def _interruptions(transcript: Transcript) -> dict[str, MetricValue]:
     if not _attributed(transcript):
         return {"agent_interruptions": _NONE}
     if transcript.speaker_mode == MONO_ESTIMATED:
-        return {"agent_interruptions": _barge_ins(transcript.utterances)}
+        return {"agent_interruptions": _barge_ins(transcript)}
     customer = _by(transcript, "customer")
     hits = [
         (a.start, c.end)
@@ -127,19 +128,20 @@ def _interruptions(transcript: Transcript) -> dict[str, MetricValue]:
     return {"agent_interruptions": MetricValue(float(len({h[0] for h in hits})), *first)}
 
 
-def _barge_ins(utterances: tuple[Utterance, ...]) -> MetricValue:
-    """Agent utterances that start without a pause after the customer's speech (see MONO_BARGE_IN_GAP_S)."""
+def _barge_ins(transcript: Transcript) -> MetricValue:
+    """Agent turns that start without a pause where the customer's speech ends (see MONO_BARGE_IN_GAP_S)."""
+    spans = transcript.turns or tuple((u.start, u.end, u.speaker) for u in transcript.utterances)
     hits = []
     customer_since = None  # start of the customer's current stretch of speech without a pause
     previous = None
-    for u in sorted(utterances, key=lambda u: (u.start, u.end)):
-        joined = previous is not None and u.start - previous.end < MONO_BARGE_IN_GAP_S
-        if u.speaker == "customer":
-            customer_since = customer_since if joined and previous.speaker == "customer" else u.start
-        elif (joined and previous.speaker == "customer" and customer_since is not None
-              and previous.end - customer_since >= MONO_CUSTOMER_MIN_S):
-            hits.append((u.start, previous.end))
-        previous = u
+    for start, end, speaker in sorted(spans):
+        joined = previous is not None and start - previous[1] < MONO_BARGE_IN_GAP_S
+        if speaker == "customer":
+            customer_since = customer_since if joined and previous[2] == "customer" else start
+        elif (joined and previous[2] == "customer" and customer_since is not None
+              and previous[1] - customer_since >= MONO_CUSTOMER_MIN_S):
+            hits.append((start, previous[1]))
+        previous = (start, end, speaker)
     return MetricValue(float(len(hits)), *(hits[0] if hits else (None, None)))
 
 

@@ -63,6 +63,7 @@ class ScoreOptions(NamedTuple):
     allow_list: tuple[str, ...] = ()
     settle_seconds: float = SETTLE_SECONDS
     audio_limits: AudioLimits = AudioLimits()
+    reattribute: bool = False  # transcribe again stored mono calls whose speakers were not estimated
 
 
 _COUNTED_AS = {"transcribed": "processed", "rescored": "rescored", "skipped": "skipped", "failed": "failed",
@@ -160,6 +161,7 @@ class BatchRun:
         self.audio_seconds = 0.0
         self.asr_intervals: list[tuple[float, float]] = []  # when an ASR ran, to tell its share of the run
         self._asr_hashes: set[str] = set()  # audio transcribed (or being transcribed) in this run
+        self._unestimated: set[str] = set()  # see run()
 
     def close(self) -> None:
         try:
@@ -188,7 +190,7 @@ class BatchRun:
 
     def _already_done(self, source: CallSource) -> bool:
         stored = self._stored.get((source.audio_sha256, self.asr.model_label))
-        return stored is not None and stored[1] == "ok"
+        return stored is not None and stored[1] == "ok" and source.audio_sha256 not in self._unestimated
 
     def run(self, paths: list[Path], command: str = "") -> RunSummary:
         started = time.perf_counter()
@@ -196,6 +198,8 @@ class BatchRun:
         for missing in missing_manifest_files(self.manifest):
             self._report(CallOutcome(str(missing), None, "missing", 0.0, 0.0, {}, "named in the manifest, not found"))
         self._stored = self.store.stored_calls()
+        # --reattribute: mono calls stored without estimated speakers are decoded and transcribed again, once.
+        self._unestimated = self.store.unestimated_mono() if self.options.reattribute else set()
         self._command = command or " ".join(sys.argv)
         try:
             for transcribed in self._transcribed(self._prepared(candidates)):
@@ -314,6 +318,7 @@ class BatchRun:
         source = record.source
         self.store.save_call(record, self.run_id)
         self._stored[(source.audio_sha256, record.model)] = (source.call_id, record.status)
+        self._unestimated.discard(source.audio_sha256)
         duration = record.duration_s or 0.0
         status = "failed" if error else "transcribed"
         scores = {e.rubric_id: e.score for e in record.evaluations}

@@ -81,6 +81,9 @@ class Transcript(NamedTuple):
     duration_s: float
     speaker_mode: SpeakerMode
     utterances: tuple[Utterance, ...]
+    # mono_estimated: the estimated speaker turns as (start, end, agent|customer), where speech ran on without
+    # a pause when the speaker changed (callqa.metrics counts interruptions from them); empty otherwise.
+    turns: tuple[tuple[float, float, str], ...] = ()
 
 
 class Token(NamedTuple):

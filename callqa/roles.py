@@ -252,7 +252,8 @@ def build_transcript(call_id: str, asr: CallAsr, forced: str = "auto") -> tuple[
         groups = attribute(asr.channels[0].utterances, asr.diarization.turns)
         names, decision = decide_estimated(groups, asr.diarization)
         utterances = merge_timeline([u._replace(speaker=names[label]) for u in utts] for label, utts in groups.items())
-        return Transcript(call_id, asr.facts.duration_s, MONO_ESTIMATED, utterances), decision
+        turns = tuple((t.start, t.end, names.get(f"speaker_{t.speaker + 1}", "customer")) for t in asr.diarization.turns)
+        return Transcript(call_id, asr.facts.duration_s, MONO_ESTIMATED, utterances, turns), decision
     decision = decide(asr.channels, forced) if asr.facts.speaker_mode in STEREO_MODES else NO_ROLES
     utterances = assign(asr.channels, decision.agent_channel)
     return Transcript(call_id, asr.facts.duration_s, speaker_mode(asr.facts.speaker_mode, decision), utterances), \

@@ -160,6 +160,12 @@ class Store:
         rows = self.con.execute("SELECT audio_sha256, model, call_id, status FROM calls").fetchall()
         return {(sha, model): (call_id, status) for sha, model, call_id, status in rows}
 
+    def unestimated_mono(self) -> set[str]:
+        """Audio hashes of stored mono calls whose speakers were not estimated (all ``unknown``)."""
+        rows = self.con.execute("SELECT audio_sha256 FROM calls WHERE status = 'ok' AND speaker_mode IN "
+                                "('mono', 'mono_fallback_silent', 'mono_fallback_dual')").fetchall()
+        return {sha for (sha,) in rows}
+
     def call_owner(self, call_id: str) -> tuple[str, str] | None:
         """(source_path, audio_sha256) of the stored call with this id, if any."""
         row = self.con.execute("SELECT source_path, audio_sha256 FROM calls WHERE call_id = ?", [call_id]).fetchone()
