@@ -1,21 +1,18 @@
 """Speaker embeddings of short windows of one call's audio, for the diarization stage.
 
-Each embedder maps (audio at 16 kHz, window start times in seconds) to one row per window. The windows are
-WINDOW_S long. ``resemblyzer`` (GE2E, Apache-2.0, weights inside its wheel; needs torch, the ``callqa[mono]``
-extra) is the default: it was the most accurate in benchmarks/diarization.py. ``mfcc`` (cepstral statistics,
-numpy only) is the fallback when the extra is not installed; it is weaker on voices that are alike.
+An embedder maps (audio at 16 kHz, window start times in seconds) to one row per window, WINDOW_S long.
+Resemblyzer's GE2E encoder (Apache-2.0, weights inside its wheel; needs torch: the ``callqa[mono]`` extra) was
+the most accurate and cheap enough of the candidates measured in benchmarks/diarization.py (MFCC statistics and
+Whisper's encoder states live there).
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 
 import numpy as np
 
 from .errors import ModelError
-
-log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 WINDOW_S = 1.2
@@ -89,58 +86,3 @@ class ResemblyzerEmbedder:
         windows *= (_TARGET_POWER / np.maximum(level, 1e-10))[:, None, None].astype(np.float32)
         with self._torch.no_grad():
             return self.encoder(self._torch.from_numpy(windows)).numpy()
-
-
-class MfccEmbedder:
-    """Mean and standard deviation of 20 MFCCs (without c0: loudness) per window."""
-
-    name = "mfcc"
-
-    def embed(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        from scipy.fft import dct
-
-        mel = _mel_power(audio)
-        mfcc = dct(np.log(mel + 1e-8), type=2, axis=1, norm="ortho")[:, 1:21]
-        windows = mfcc[_frame_slices(len(mfcc), starts)]
-        feats = np.concatenate([windows.mean(axis=1), windows.std(axis=1)], axis=1)
-        return (feats - feats.mean(axis=0)) / (feats.std(axis=0) + 1e-6)
-
-
-class WhisperEncoderEmbedder:
-    """Whisper's encoder states (bundled tiny.en), averaged over each window, centred on the call's mean."""
-
-    name = "whisper"
-
-    def __init__(self, model=None):
-        if model is None:
-            from faster_whisper import WhisperModel
-
-            from .transcribe import bundled_model_path
-
-            model = WhisperModel(str(bundled_model_path()), device="cpu", compute_type="int8", cpu_threads=1)
-        self.model = model
-
-    def embed(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        chunk = 30 * SAMPLE_RATE
-        states = []
-        for at in range(0, len(audio), chunk):
-            piece = audio[at : at + chunk]
-            features = self.model.feature_extractor(piece)[:, :3000]
-            features = np.pad(features, ((0, 0), (0, 3000 - features.shape[1])))
-            encoded = np.asarray(self.model.encode(features))[0]  # (1500, dims): 20 ms frames
-            states.append(encoded[: int(np.ceil(len(piece) / 320))])
-        frames = np.repeat(np.concatenate(states), 2, axis=0)  # 10 ms steps like the others
-        windows = frames[_frame_slices(len(frames), starts)].mean(axis=1)
-        return windows - windows.mean(axis=0)
-
-
-EMBEDDERS = {cls.name: cls for cls in (ResemblyzerEmbedder, MfccEmbedder, WhisperEncoderEmbedder)}
-
-
-def default_embedder():
-    """Resemblyzer when the mono extra is installed, else MFCC statistics (said once in the log)."""
-    try:
-        return ResemblyzerEmbedder()
-    except ModelError as exc:
-        log.warning("%s; estimating speakers from MFCC statistics instead (less accurate)", exc)
-        return MfccEmbedder()
