@@ -171,7 +171,7 @@ class Diarization(NamedTuple):
     confidence: float  # 0-1, see callqa.diarize
     flags: tuple[str, ...]  # e.g. one_speaker, more_than_two_speakers, too_little_speech
     method: str  # the embedder
-    separation: float  # cosine similarity of the two halves of a two-way split of the windows (1: one voice)
+    separation: float  # cosine silhouette of a two-way split of the windows: near 0 for one voice
 
 
 class CallRecord(NamedTuple):

@@ -172,7 +172,7 @@ def test_mono_speaker_metrics_are_computed_on_estimated_speakers():
     assert compute_metrics(unestimated)["agent_talk_ratio"].value is None
 
 
-def test_stored_unestimated_mono_calls_are_reattributed_on_request(estimate, tmp_path):
+def test_a_dual_mono_call_is_estimated_and_an_old_one_reattributed_on_request(estimate, tmp_path):
     import duckdb
     from audio_helpers import write_audio
     from typer.testing import CliRunner
@@ -181,20 +181,23 @@ def test_stored_unestimated_mono_calls_are_reattributed_on_request(estimate, tmp
 
     calls = tmp_path / "calls"
     calls.mkdir()
-    write_audio(calls / "a.smith_20261102T091500_rc-9001.wav", [conversation(["allison", "carlo"], 6).sum(axis=0)],
-                16000)
+    mix = conversation(["allison", "carlo"], 6).sum(axis=0)
+    write_audio(calls / "a.smith_20261102T091500_rc-9001.wav", [mix, mix], 16000)  # both channels the same
     db = tmp_path / "callqa.duckdb"
     run = lambda *extra: CliRunner().invoke(app, ["score", str(calls), "--db", str(db), *extra])  # noqa: E731
     assert run().exit_code == 0
-    with duckdb.connect(str(db)) as con:  # as an earlier callqa stored it: mono, every utterance unknown
-        con.execute("UPDATE calls SET speaker_mode = 'mono', estimated_speakers = NULL")
+    query = "SELECT speaker_mode, estimated_speakers FROM calls"
+    with duckdb.connect(str(db)) as con:
+        assert con.execute(query).fetchone() == ("mono_estimated", 2)
+        # as an earlier callqa stored it: the fallback, every utterance unknown
+        con.execute("UPDATE calls SET speaker_mode = 'mono_fallback_dual', estimated_speakers = NULL")
         con.execute("UPDATE utterances SET speaker = 'unknown'")
     assert run().exit_code == 0  # without --reattribute a stored call is skipped
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT speaker_mode FROM calls").fetchone()[0] == "mono"
+        assert con.execute(query).fetchone() == ("mono_fallback_dual", None)
     result = run("--reattribute")
     assert result.exit_code == 0, result.output
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT speaker_mode, estimated_speakers FROM calls").fetchone() == ("mono_estimated", 2)
+        assert con.execute(query).fetchone() == ("mono_estimated", 2)
         speakers = {s for (s,) in con.execute("SELECT DISTINCT speaker FROM utterances").fetchall()}
     assert speakers == {"agent", "customer"}
