@@ -8,9 +8,9 @@ Whisper segment may hold both speakers.
 
 How many speakers: a two-way split of the windows that is not clearly apart (cosine silhouette under
 TWO_VOICES_SILHOUETTE, or a side of fewer than MIN_WINDOWS windows) is one speaker (a voicemail, a monologue);
-a third cluster is kept only when its centroid is distinct from both others (cosine under the embedder's
-``same_speaker``), it holds a real share of the windows and the three-way split is more apart than the two-way
-one (a transfer, a third party); the call is then flagged.
+a third speaker is found when one side of the two-way split passes the same test for two voices (and its
+halves' centroids are distinct: cosine under the embedder's ``same_speaker``), each half holding a real share
+of the windows (a transfer, a third party); the call is then flagged.
 """
 
 from __future__ import annotations
@@ -98,13 +98,16 @@ def count_speakers(x: np.ndarray, same_speaker: float | None, speech_s: float
         return two, (), silhouette
     if silhouette < TWO_VOICES_SILHOUETTE or np.bincount(labels, minlength=2).min() < MIN_WINDOWS:
         return one, (FLAG_ONE_SPEAKER,), silhouette
-    if len(x) >= 3 * MIN_WINDOWS:
-        labels, three = _kmeans(x, 3)
-        sims = three @ three.T
-        distinct = all(sims[i, j] < same_speaker for i in range(3) for j in range(i + 1, 3))
-        if (distinct and np.bincount(labels, minlength=3).min() >= THIRD_SPEAKER_SHARE * len(x)
-                and silhouette_score(x, labels, metric="cosine") > silhouette):  # three fit better than two
-            return three, (FLAG_MORE_SPEAKERS,), silhouette
+    # A third voice: one side of the split is itself two voices by the same test (a transfer, a third party).
+    for side in (0, 1):
+        part = x[labels == side]
+        if len(part) < 2 * MIN_WINDOWS:
+            continue
+        sub_labels, sub = _kmeans(part, 2)
+        if (np.bincount(sub_labels, minlength=2).min() >= THIRD_SPEAKER_SHARE * len(x)
+                and silhouette_score(part, sub_labels, metric="cosine") >= TWO_VOICES_SILHOUETTE
+                and float(sub[0] @ sub[1]) < same_speaker):
+            return np.vstack([two[1 - side], sub]), (FLAG_MORE_SPEAKERS,), silhouette
     return two, (), silhouette
 
 
