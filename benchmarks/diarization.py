@@ -91,9 +91,8 @@ EMBEDDERS = {cls.name: cls for cls in (ResemblyzerEmbedder, MfccEmbedder, Whispe
 
 
 def _wav16k(path: Path) -> np.ndarray:
-    from scipy.signal import resample_poly
-
     import av
+    from scipy.signal import resample_poly
 
     with av.open(str(path)) as c:
         rate = c.streams.audio[0].codec_context.sample_rate

@@ -24,10 +24,10 @@ import numpy as np
 import threadpoolctl
 
 from .audio import load_audio
-from .errors import CallQAError
 from .diarize import estimate_speakers
+from .errors import CallQAError
 from .executor import MONO_LABEL, AudioFacts, AudioJob, CallAsr, ChannelText, ClusterSize
-from .records import DecodedAudio, Utterance
+from .records import DecodedAudio, Diarization, Utterance
 from .transcribe import AsrSettings, Transcriber, resolve_model
 
 

@@ -74,9 +74,9 @@ def diarization_error_rate(reference: Sequence[Segment], estimated: Sequence[Seg
     false_alarm = np.maximum(n_hyp - n_ref, 0)
     confusion = np.minimum(n_ref, n_hyp) - correct
     total = float(n_ref[scored].sum())
-    errors = [float(e[scored].sum()) * FRAME_S for e in (missed, false_alarm, confusion)]
-    der = sum(errors) / (total * FRAME_S) if total else 0.0
-    return DerResult(der, *errors, total * FRAME_S, mapping)
+    missed_s, false_alarm_s, confusion_s = (float(e[scored].sum()) * FRAME_S for e in (missed, false_alarm, confusion))
+    der = (missed_s + false_alarm_s + confusion_s) / (total * FRAME_S) if total else 0.0
+    return DerResult(der, missed_s, false_alarm_s, confusion_s, total * FRAME_S, mapping)
 
 
 def word_attribution(words: Sequence[tuple[float, Hashable]], estimated_speaker: Sequence[Hashable],

@@ -128,7 +128,7 @@ def _runs(labels: np.ndarray, speech: np.ndarray) -> list[list[int]]:
     runs: list[list[int]] = []
     for i in np.flatnonzero(speech):
         if runs and runs[-1][1] == i and runs[-1][2] == labels[i]:
-            runs[-1][1] = i + 1
+            runs[-1][1] = int(i) + 1
         else:
             runs.append([int(i), int(i) + 1, int(labels[i])])
     return runs
@@ -184,7 +184,7 @@ def diarize(audio: np.ndarray, embedder) -> Diarization:
     speech &= cover > 0
     scores /= np.maximum(cover, 1)[:, None]
     runs = _smooth(_runs(scores.argmax(axis=1), speech))
-    order = {}  # speakers numbered by who speaks first
+    order: dict[int, int] = {}  # speakers numbered by who speaks first
     for r in runs:
         order.setdefault(r[2], len(order))
     turns = tuple(Turn(round(a * FRAME_S, 2), round(b * FRAME_S, 2), order[lab]) for a, b, lab in runs)
@@ -225,7 +225,7 @@ def attribute(utterances: tuple[Utterance, ...], turns: tuple[Turn, ...]) -> dic
                 runs.append((spk, [w]))
         for spk, words in runs:
             if "".join(w.word for w in words).strip():
-                groups.setdefault(f"speaker_{spk + 1}", []).append(make_utterance(words, f"speaker_{spk + 1}"))
+                groups.setdefault(f"speaker_{spk + 1}", []).append(make_utterance(words, "unknown"))
     return groups
 
 

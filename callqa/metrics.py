@@ -131,16 +131,17 @@ def _interruptions(transcript: Transcript) -> dict[str, MetricValue]:
 def _barge_ins(transcript: Transcript) -> MetricValue:
     """Agent turns that start without a pause where the customer's speech ends (see MONO_BARGE_IN_GAP_S)."""
     spans = transcript.turns or tuple((u.start, u.end, u.speaker) for u in transcript.utterances)
-    hits = []
-    customer_since = None  # start of the customer's current stretch of speech without a pause
-    previous = None
+    hits: list[tuple[float, float]] = []
+    customer_since: float | None = None  # start of the customer's current stretch of speech without a pause
+    previous: tuple[float, float, str] | None = None
     for start, end, speaker in sorted(spans):
-        joined = previous is not None and start - previous[1] < MONO_BARGE_IN_GAP_S
+        # the span this one runs on from without a pause, if any
+        joined = previous if previous is not None and start - previous[1] < MONO_BARGE_IN_GAP_S else None
         if speaker == "customer":
-            customer_since = customer_since if joined and previous[2] == "customer" else start
-        elif (joined and previous[2] == "customer" and customer_since is not None
-              and previous[1] - customer_since >= MONO_CUSTOMER_MIN_S):
-            hits.append((start, previous[1]))
+            customer_since = customer_since if joined is not None and joined[2] == "customer" else start
+        elif (joined is not None and joined[2] == "customer" and customer_since is not None
+              and joined[1] - customer_since >= MONO_CUSTOMER_MIN_S):
+            hits.append((start, joined[1]))
         previous = (start, end, speaker)
     return MetricValue(float(len(hits)), *(hits[0] if hits else (None, None)))
 

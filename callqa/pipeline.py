@@ -38,7 +38,7 @@ from .ingest import (
     resolve_metadata,
     sha256_file,
 )
-from .records import MONO_ESTIMATED, AgentChannel, CallRecord, CallSource
+from .records import AgentChannel, CallRecord, CallSource
 from .rubric import load_rubrics
 from .transcribe import AsrSettings
 
@@ -161,7 +161,6 @@ class BatchRun:
         self.audio_seconds = 0.0
         self.asr_intervals: list[tuple[float, float]] = []  # when an ASR ran, to tell its share of the run
         self._asr_hashes: set[str] = set()  # audio transcribed (or being transcribed) in this run
-        self._unestimated: set[str] = set()  # see run()
 
     def close(self) -> None:
         try:
@@ -190,16 +189,14 @@ class BatchRun:
 
     def _already_done(self, source: CallSource) -> bool:
         stored = self._stored.get((source.audio_sha256, self.asr.model_label))
-        return stored is not None and stored[1] == "ok" and source.audio_sha256 not in self._unestimated
+        return stored is not None and stored[1] == "ok"
 
     def run(self, paths: list[Path], command: str = "") -> RunSummary:
         started = time.perf_counter()
         candidates = discover(paths, self.manifest)
         for missing in missing_manifest_files(self.manifest):
             self._report(CallOutcome(str(missing), None, "missing", 0.0, 0.0, {}, "named in the manifest, not found"))
-        self._stored = self.store.stored_calls()
-        # --reattribute: mono calls stored without estimated speakers are decoded and transcribed again, once.
-        self._unestimated = self.store.unestimated_mono() if self.options.reattribute else set()
+        self._stored = self.store.stored_calls(redo_unestimated=self.options.reattribute)
         self._command = command or " ".join(sys.argv)
         try:
             for transcribed in self._transcribed(self._prepared(candidates)):
@@ -318,7 +315,6 @@ class BatchRun:
         source = record.source
         self.store.save_call(record, self.run_id)
         self._stored[(source.audio_sha256, record.model)] = (source.call_id, record.status)
-        self._unestimated.discard(source.audio_sha256)
         duration = record.duration_s or 0.0
         status = "failed" if error else "transcribed"
         scores = {e.rubric_id: e.score for e in record.evaluations}
@@ -354,8 +350,7 @@ class BatchRun:
             decision = decision._replace(review_reasons=decision.review_reasons + truncated)
         if decision.review_reasons:
             log.warning("%s: %s", source.path, "; ".join(decision.review_reasons))
-        base.update(speaker_mode=transcript.speaker_mode, roles=decision,
-                    diarization=asr.diarization if transcript.speaker_mode == MONO_ESTIMATED else None)
+        base.update(speaker_mode=transcript.speaker_mode, roles=decision, diarization=asr.diarization)
         return CallRecord(status="ok", error=None, analysed=analysed, evaluations=evaluations, **base), None
 
     def _id_conflict(self, source: CallSource) -> str | None:
@@ -392,8 +387,7 @@ class BatchRun:
         c = self.counts
         return RunSummary(self.run_id, files_seen, c["processed"], c["rescored"], c["skipped"], c["failed"],
                           c["in_progress"], tuple(self.problems), self.audio_seconds, wall,
-                          busy_seconds(self.asr_intervals),
-                          self.stop.is_set())
+                          busy_seconds(self.asr_intervals), self.stop.is_set())
 
 
 def score_paths(paths: list[Path], options: ScoreOptions, on_outcome: Callable[[CallOutcome], None] | None = None,

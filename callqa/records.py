@@ -24,7 +24,8 @@ Status = Literal["ok", "failed"]
 Outcome = Literal["pass", "fail", "na"]
 MetadataFrom = Literal["manifest", "sidecar", "filename", "none"]
 STEREO_MODES = ("stereo", "stereo_swapped")  # one speaker per channel; swapped: the agent on the right
-MONO_ESTIMATED: SpeakerMode = "mono_estimated"  # one channel, speakers estimated by callqa.diarize and named by callqa.roles
+# One channel, speakers estimated by callqa.diarize and named by callqa.roles.
+MONO_ESTIMATED: SpeakerMode = "mono_estimated"
 
 
 class CallSource(NamedTuple):

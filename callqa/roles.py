@@ -26,8 +26,18 @@ from typing import Mapping, NamedTuple, Sequence, cast
 
 from .diarize import attribute, review_reasons
 from .executor import CHANNEL_LABELS, CallAsr, ChannelText
-from .records import (MONO_ESTIMATED, STEREO_MODES, AgentChannel, CallSource, Diarization, RoleDecision, Speaker,
-                      SpeakerMode, Transcript, Utterance)
+from .records import (
+    MONO_ESTIMATED,
+    STEREO_MODES,
+    AgentChannel,
+    CallSource,
+    Diarization,
+    RoleDecision,
+    Speaker,
+    SpeakerMode,
+    Transcript,
+    Utterance,
+)
 from .transcribe import merge_timeline
 
 ROLE_VERSION = 1  # raise when the decision can change for the same words: stored detections are then redone
@@ -231,8 +241,9 @@ def decide_estimated(groups: Mapping[str, Sequence[Utterance]], diarization: Dia
     found = detect(groups)
     agent, confidence = found.agent, found.confidence
     if len(groups) == 1:
-        score = _group_score(agent, groups[agent])[0]
-        agent = agent if score > 0 else None
+        ((label, utterances),) = groups.items()
+        score = _group_score(label, utterances)[0]
+        agent = label if score > 0 else None
         confidence = round(1 / (1 + math.exp(-abs(score) / CONFIDENCE_SCALE)), 3)
     names: dict[str, Speaker] = {label: "agent" if label == agent else "customer" for label in groups}
     reasons = review_reasons(diarization)
@@ -252,7 +263,8 @@ def build_transcript(call_id: str, asr: CallAsr, forced: str = "auto") -> tuple[
         groups = attribute(asr.channels[0].utterances, asr.diarization.turns)
         names, decision = decide_estimated(groups, asr.diarization)
         utterances = merge_timeline([u._replace(speaker=names[label]) for u in utts] for label, utts in groups.items())
-        turns = tuple((t.start, t.end, names.get(f"speaker_{t.speaker + 1}", "customer")) for t in asr.diarization.turns)
+        turns = tuple((t.start, t.end, names.get(f"speaker_{t.speaker + 1}", "customer"))
+                      for t in asr.diarization.turns)
         return Transcript(call_id, asr.facts.duration_s, MONO_ESTIMATED, utterances, turns), decision
     decision = decide(asr.channels, forced) if asr.facts.speaker_mode in STEREO_MODES else NO_ROLES
     utterances = assign(asr.channels, decision.agent_channel)

@@ -155,16 +155,14 @@ class Store:
         )
 
     # lookups ------------------------------------------------------------------------------------------------
-    def stored_calls(self) -> dict[tuple[str, str], tuple[str, str]]:
-        """(audio_sha256, model) -> (call_id, status) of every call already stored."""
-        rows = self.con.execute("SELECT audio_sha256, model, call_id, status FROM calls").fetchall()
+    def stored_calls(self, redo_unestimated: bool = False) -> dict[tuple[str, str], tuple[str, str]]:
+        """(audio_sha256, model) -> (call_id, status) of every call already stored; with ``redo_unestimated``
+        (score --reattribute) without the mono calls whose speakers were not estimated (all ``unknown``), so that
+        they are transcribed again."""
+        unestimated = "status = 'ok' AND speaker_mode IN ('mono', 'mono_fallback_silent', 'mono_fallback_dual')"
+        rows = self.con.execute("SELECT audio_sha256, model, call_id, status FROM calls"
+                                + (f" WHERE NOT ({unestimated})" if redo_unestimated else "")).fetchall()
         return {(sha, model): (call_id, status) for sha, model, call_id, status in rows}
-
-    def unestimated_mono(self) -> set[str]:
-        """Audio hashes of stored mono calls whose speakers were not estimated (all ``unknown``)."""
-        rows = self.con.execute("SELECT audio_sha256 FROM calls WHERE status = 'ok' AND speaker_mode IN "
-                                "('mono', 'mono_fallback_silent', 'mono_fallback_dual')").fetchall()
-        return {sha for (sha,) in rows}
 
     def call_owner(self, call_id: str) -> tuple[str, str] | None:
         """(source_path, audio_sha256) of the stored call with this id, if any."""
@@ -271,7 +269,7 @@ def role_columns(roles: RoleDecision | None, ok: bool) -> dict:
 
 
 def diarization_columns(record: CallRecord) -> dict:
-    d = record.diarization
+    d = record.diarization if record.speaker_mode == MONO_ESTIMATED else None
     return {"diarization_confidence": d.confidence if d else None, "estimated_speakers": d.speakers if d else None}
 
 

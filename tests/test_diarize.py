@@ -4,13 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_helpers import DATA, JFK, resample, speech
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audio_helpers import DATA, JFK, resample, speech
 from callqa.der import diarization_error_rate, word_attribution
-from callqa.diarize import (FLAG_MORE_SPEAKERS, FLAG_ONE_SPEAKER, FLAG_TOO_SHORT, attribute, speaker_at,
-                            speech_regions)
+from callqa.diarize import FLAG_MORE_SPEAKERS, FLAG_ONE_SPEAKER, FLAG_TOO_SHORT, attribute, speaker_at, speech_regions
 from callqa.metrics import compute_metrics
 from callqa.records import MONO_ESTIMATED, Transcript, Turn, Utterance, Word
 from callqa.transcribe import make_utterance
@@ -174,9 +173,9 @@ def test_mono_speaker_metrics_are_computed_on_estimated_speakers():
 
 def test_a_dual_mono_call_is_estimated_and_an_old_one_reattributed_on_request(estimate, tmp_path):
     import duckdb
-    from audio_helpers import write_audio
     from typer.testing import CliRunner
 
+    from audio_helpers import write_audio
     from callqa.cli import app
 
     calls = tmp_path / "calls"

@@ -8,10 +8,10 @@ import csv
 import duckdb
 import numpy as np
 import pytest
-from audio_helpers import write_audio
-from test_sample_calls import EXPECTED, SAMPLES, _disagreements, _outcomes, score_rendering
 
+from audio_helpers import write_audio
 from callqa.audio import load_audio
+from test_sample_calls import EXPECTED, SAMPLES, _disagreements, _outcomes, score_rendering
 
 pytestmark = pytest.mark.slow
 
