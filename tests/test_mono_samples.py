@@ -4,6 +4,7 @@ mostly words Whisper hears differently on the mixed channel, e.g. "state of one"
 interrupting agent's overlaps in rc-1007), so the test holds the level reached, not the target."""
 
 import csv
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -23,7 +24,7 @@ def mixdowns(tmp_path_factory):
     rows = list(csv.DictReader((SAMPLES / "manifest.csv").open()))
     for row in rows:
         audio = load_audio(SAMPLES / row["file"])
-        row["file"] = row["file"].split(".")[0] + ".wav"
+        row["file"] = Path(row["file"]).stem + ".wav"  # agent ids hold dots: a.garcia_..._rc-1001
         write_audio(folder / row["file"], [np.mean(audio.channels, axis=0)], 16000)
     return score_rendering(folder, rows)
 
