@@ -96,7 +96,7 @@ class LocalExecutor:
     def _decode_and_start(self, job: AudioJob) -> _Started:
         audio = load_audio(Path(job.path) if job.path is not None else job.data or b"", job.options)
         return _Started(facts_of(audio), tuple(
-            (label, self.executor.submit(_transcribe_channel, self.transcriber, channel, label))
+            (label, self.executor.submit(transcribe_channel, self.transcriber, channel, label))
             for channel, label in zip(audio.channels, audio.speakers)))
 
     def result(self, handle: Future) -> CallAsr:
@@ -167,7 +167,7 @@ def _worker_ready() -> None:
         raise _worker_error
 
 
-def _transcribe_channel(transcriber: Transcriber | None, channel: np.ndarray, speaker: str) -> _ChannelResult:
+def transcribe_channel(transcriber: Transcriber | None, channel: np.ndarray, speaker: str) -> _ChannelResult:
     """In a worker process, ``transcriber`` is None: the worker's own model runs."""
     transcriber = transcriber or _worker
     if transcriber is None:

@@ -53,11 +53,11 @@ def cluster_size() -> ClusterSize:
 def transcribe_recording(transcriber: Transcriber, source: Path | bytes, options: DecodeOptions) -> CallAsr:
     """Decode one recording and transcribe each of its speaker channels (what an actor does with a call): the
     local worker's own steps, so both executors return the same CallAsr."""
-    from .asr_pool import _transcribe_channel, call_asr, facts_of
+    from .asr_pool import call_asr, facts_of, transcribe_channel
     from .audio import load_audio
 
     audio = load_audio(source, options)
-    return call_asr(facts_of(audio), [(label, _transcribe_channel(transcriber, samples, label))
+    return call_asr(facts_of(audio), [(label, transcribe_channel(transcriber, samples, label))
                                       for samples, label in zip(audio.channels, audio.speakers)])
 
 

@@ -18,7 +18,8 @@ from . import roles
 from .executor import CHANNEL_LABELS, ChannelText
 from .metrics import compute_metrics
 from .records import STEREO_MODES, RoleDecision, Speaker, SpeakerMode, Transcript, Utterance, Word
-from .store import EVALUATION_TABLES, Store, arrow_table, insert_frame, role_columns, transaction
+from .store import EVALUATION_TABLES, Store, role_columns, transaction
+from .tables import arrow_table, insert_frame
 
 log = logging.getLogger("callqa")
 

@@ -24,7 +24,7 @@ from .errors import UsageError
 from .export import write_atomically
 from .report import clock
 from .reviews import FORMULA_PREFIXES
-from .scorecards import ScorecardQuery, _criterion_names, select_calls
+from .scorecards import ScorecardQuery, criterion_names, select_calls
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def form_rows(store: Store, chosen: Sequence[tuple[Candidate, str]], evaluations
         results = store.con.execute(
             """SELECT cr.*, cr.rowid AS position FROM criterion_results cr
                JOIN _callqa_sample k USING (call_id, rubric_sha256) WHERE cr.weight > 0""").df()
-        names = {sha: _criterion_names(source) for sha, source in store.con.execute(
+        names = {sha: criterion_names(source) for sha, source in store.con.execute(
             "SELECT rubric_sha256, source FROM rubrics WHERE rubric_sha256 IN (SELECT rubric_sha256 FROM "
             "_callqa_sample)").fetchall()}
     finally:

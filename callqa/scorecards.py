@@ -143,11 +143,11 @@ def rubric_infos(store: Store, query: ScorecardQuery) -> dict[str, RubricInfo]:
     for rubric_id, version, name, pass_mark, sections_json, source in rows:
         sections = {s["id"]: s.get("name") or s["id"] for s in json.loads(sections_json)}
         infos[rubric_id] = RubricInfo(rubric_id, version, name or rubric_id, pass_mark, sections,
-                                      _criterion_names(source))
+                                      criterion_names(source))
     return infos
 
 
-def _criterion_names(source: str | None) -> dict[str, str]:
+def criterion_names(source: str | None) -> dict[str, str]:
     try:
         document = yaml.safe_load(source or "")
     except yaml.YAMLError:
