@@ -8,7 +8,7 @@ from typing import Iterable, NamedTuple, Sequence
 from spacy.tokens import Doc
 
 from .analyse import docs_from_tokens
-from .phrases import CompiledRubric, Group, Search, is_word, word_items
+from .phrases import CompiledRubric, Group, Hit, Search, is_word, word_items
 from .records import AnalysedCall, Evidence, Token
 
 NO_EVIDENCE = Evidence(None, None, None, None)
@@ -54,32 +54,44 @@ def _without_overlaps(occurrences: Iterable[Occurrence]) -> tuple[Occurrence, ..
     return tuple(sorted(kept, key=lambda o: o.start_s))
 
 
+class CallWords:
+    """What matching needs of a call whatever the rubric: per-speaker word streams and their key index, built
+    once per call and shared by every rubric it is scored against."""
+
+    def __init__(self, tokens: Sequence[Token]):
+        by_speaker: dict[str, list[int]] = {}
+        for i, token in enumerate(tokens):
+            by_speaker.setdefault(token.speaker, []).append(i)
+        self.streams = {
+            speaker: word_items([(tokens[i].text, tokens[i].lemma, tokens[i].norm) for i in idx], idx)
+            for speaker, idx in by_speaker.items()
+        }
+        self.item_starts = {speaker: [tokens[item.first].start_s for item in stream]
+                            for speaker, stream in self.streams.items()}
+        self.key_index: dict[str, dict[str, list[int]]] = {}
+        for speaker, stream in self.streams.items():
+            index = self.key_index[speaker] = {}
+            for i, item in enumerate(stream):
+                for key in item.keys:
+                    index.setdefault(key, []).append(i)
+        # Rubric versions mostly share their phrases: a phrase set is looked up once per call, not per rubric.
+        self.hits: dict[tuple, list[Hit]] = {}
+
+
 class CallView:
-    """A call prepared for matching: per-speaker word streams, token patterns run once per rubric."""
+    """A call prepared for matching against one rubric: its words, and token patterns run once."""
 
     def __init__(self, call: AnalysedCall, compiled: CompiledRubric, docs: Sequence[Doc] | None = None,
-                 display: Sequence[str] | None = None):
+                 display: Sequence[str] | None = None, words: CallWords | None = None):
         self.call = call
         self.tokens: tuple[Token, ...] = call.tokens
         self._display = display
         self._compiled = compiled
         self._docs = docs
         self._pattern_hits: dict[str, list[tuple[int, int]]] | None = None
-        by_speaker: dict[str, list[int]] = {}
-        for i, token in enumerate(self.tokens):
-            by_speaker.setdefault(token.speaker, []).append(i)
-        self.streams = {
-            speaker: word_items([(self.tokens[i].text, self.tokens[i].lemma, self.tokens[i].norm) for i in idx], idx)
-            for speaker, idx in by_speaker.items()
-        }
-        self._item_starts = {speaker: [self.tokens[item.first].start_s for item in stream]
-                             for speaker, stream in self.streams.items()}
-        self._key_index: dict[str, dict[str, list[int]]] = {}
-        for speaker, stream in self.streams.items():
-            index = self._key_index[speaker] = {}
-            for i, item in enumerate(stream):
-                for key in item.keys:
-                    index.setdefault(key, []).append(i)
+        words = words if words is not None else CallWords(self.tokens)
+        self.streams, self._item_starts, self._key_index = words.streams, words.item_starts, words.key_index
+        self._hits = words.hits
         self.found_by_criterion: dict[str, Found] = {}
 
     def _patterns(self, key: str) -> list[tuple[int, int]]:
@@ -136,14 +148,21 @@ class CallView:
     def _occurrences(self, search: Search, group: Group, lo: float, hi: float, fuzzy: bool) -> tuple[Occurrence, ...]:
         occurrences = []
         for speaker in search.speakers:
-            stream = self.streams.get(speaker, ())
+            stream = self.streams.get(speaker)
+            if not stream:
+                continue  # most calls have no `unknown` speaker, which every search also reads
             if fuzzy:
                 # Near matches are costly: only the part of the stream inside the window is compared.
-                starts = self._item_starts.get(speaker, [])
+                starts = self._item_starts[speaker]
                 a, b = bisect.bisect_left(starts, lo), bisect.bisect_left(starts, hi)
-                hits = group.phrases.find_fuzzy(stream[a:b], a)
+                key: tuple = (speaker, group.phrases.key, a, b)
+                if key not in self._hits:
+                    self._hits[key] = group.phrases.find_fuzzy(stream[a:b], a)
             else:
-                hits = group.phrases.find(stream, self._key_index.get(speaker, {}))
+                key = (speaker, group.phrases.key)
+                if key not in self._hits:
+                    self._hits[key] = group.phrases.find(stream, self._key_index[speaker])
+            hits = self._hits[key]
             occurrences += [self.occurrence(speaker, stream[h.first_item].first, stream[h.last_item].last) for h in hits]
         if group.pattern_key is not None and not fuzzy:
             occurrences += [self.occurrence(self.tokens[a].speaker, a, b) for a, b in self._patterns(group.pattern_key)

@@ -153,6 +153,7 @@ class PhraseSet:
     def __init__(self, phrases: Sequence[Phrase], fuzzy: float | None):
         self.phrases = tuple(phrases)
         self.fuzzy = fuzzy if fuzzy is not None and fuzzy < 1.0 else None
+        self.key = (tuple(p.text for p in self.phrases), self.fuzzy)  # equal sets find the same hits
 
     def find(self, stream: Sequence[Item], index: dict[str, list[int]]) -> list[Hit]:
         """Exact (lemma- and number-aware) matches; ``index`` maps each key to its positions in ``stream``."""

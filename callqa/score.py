@@ -6,7 +6,7 @@ from typing import NamedTuple, Sequence
 
 from spacy.tokens import Doc
 
-from .callview import NO_EVIDENCE, CallView, Found
+from .callview import NO_EVIDENCE, CallView, CallWords, Found
 from .metrics import METRICS
 from .phrases import CompiledCriterion, CompiledRubric
 from .records import AnalysedCall, CriterionResult, Evaluation, Evidence, Outcome
@@ -117,14 +117,22 @@ def totals(rubric: Rubric, results: Sequence[CriterionResult]) -> Totals:
 
 
 def evaluate(call: AnalysedCall, compiled: CompiledRubric, docs: Sequence[Doc] | None = None,
-             display: Sequence[str] | None = None) -> Evaluation:
+             display: Sequence[str] | None = None, words: CallWords | None = None) -> Evaluation:
     """Score one call. ``docs`` (the pipeline's own, one per utterance) saves rebuilding them for token patterns;
     ``display`` (parallel to ``call.tokens``) is the text quoted in evidence instead of each token's own, e.g. PHI
-    placeholders, with "" for tokens to leave out. Matching always uses the real words."""
-    view = CallView(call, compiled, docs, display)
+    placeholders, with "" for tokens to leave out. Matching always uses the real words. ``words`` (from
+    ``call.tokens``) is shared when one call is scored against several rubrics."""
+    view = CallView(call, compiled, docs, display, words)
     by_id = {cc.criterion.id: cc for cc in compiled.criteria}
     results = tuple(judge(cc, view, by_id) for cc in compiled.criteria)
     t = totals(compiled.rubric, results)
     rubric = compiled.rubric
     return Evaluation(call.transcript.call_id, rubric.id, rubric.version, rubric.sha256, t.score, t.passed,
                       t.auto_failed, t.section_scores, results)
+
+
+def evaluate_all(call: AnalysedCall, rubrics: Sequence[CompiledRubric], docs: Sequence[Doc] | None = None,
+                 display: Sequence[str] | None = None) -> tuple[Evaluation, ...]:
+    """``evaluate`` against each rubric, the call's word streams built once."""
+    words = CallWords(call.tokens)
+    return tuple(evaluate(call, compiled, docs, display, words) for compiled in rubrics)
