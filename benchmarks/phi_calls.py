@@ -129,30 +129,36 @@ def render_missing(calls: dict[str, list[Segment]]) -> list[str]:
 
 # ---------------------------------------------------------------- ASR
 def transcripts(calls: dict[str, list[Segment]], model: str | None = None):
-    """sid -> Transcript of the cached audio by the pipeline's own decoder and Transcriber (cached as JSON)."""
-    from callqa.audio import load_audio
+    """sid -> Transcript of the cached audio as the pipeline builds it: its executor (decoding and ASR of each
+    channel), then its role stage naming agent and customer. Cached as JSON."""
+    from callqa.asr_pool import LocalExecutor
+    from callqa.executor import AudioJob
     from callqa.records import Transcript, Utterance, Word
-    from callqa.transcribe import AsrSettings, Transcriber
+    from callqa.roles import build_transcript
+    from callqa.transcribe import AsrSettings
 
     settings = AsrSettings(workers=1, cpu_threads=int(os.environ.get("CALLQA_PHI_THREADS", "2")),
                            **({"model": model} if model else {}))
-    transcriber = None
+    executor = None
     out = {}
-    for sid in calls:
-        wav = audio_path(sid)
-        key = hashlib.sha256(wav.read_bytes() + settings.model.encode()).hexdigest()[:16]
-        cached = CACHE / f"{sid}.{key}.json"
-        if not cached.exists():
-            transcriber = transcriber or Transcriber(settings)
-            decoded = load_audio(wav)
-            utterances = transcriber.transcribe(decoded)
-            transcript = Transcript(sid, decoded.duration_s, decoded.speaker_mode, utterances)
-            cached.write_text(json.dumps(transcript_to_json(transcript)), encoding="utf-8")
-            print(f"transcribed {sid}", file=sys.stderr)
-        data = json.loads(cached.read_text(encoding="utf-8"))
-        out[sid] = Transcript(data["call_id"], data["duration_s"], data["speaker_mode"], tuple(
-            Utterance(u["seq"], u["speaker"], u["start"], u["end"], u["text"], u["confidence"],
-                      tuple(Word(*w) for w in u["words"])) for u in data["utterances"]))
+    try:
+        for sid in calls:
+            wav = audio_path(sid)
+            key = hashlib.sha256(wav.read_bytes() + settings.model.encode() + b"roles").hexdigest()[:16]
+            cached = CACHE / f"{sid}.{key}.json"
+            if not cached.exists():
+                executor = executor or LocalExecutor(settings)
+                asr = executor.result(executor.submit(AudioJob(sid, path=str(wav))))
+                transcript, _ = build_transcript(sid, asr)
+                cached.write_text(json.dumps(transcript_to_json(transcript)), encoding="utf-8")
+                print(f"transcribed {sid}", file=sys.stderr)
+            data = json.loads(cached.read_text(encoding="utf-8"))
+            out[sid] = Transcript(data["call_id"], data["duration_s"], data["speaker_mode"], tuple(
+                Utterance(u["seq"], u["speaker"], u["start"], u["end"], u["text"], u["confidence"],
+                          tuple(Word(*w) for w in u["words"])) for u in data["utterances"]))
+    finally:
+        if executor is not None:
+            executor.close()
     return out
 
 

@@ -144,6 +144,8 @@ def harper_valley_asr_cases() -> list[Case]:
         for u, gold in zip(transcript.utterances, phi_calls.asr_gold(calls[sid], transcript)):
             cases.append(Case(u.text, tuple(Gold(*g) for g in gold), f"{sid}@{u.start:.1f}s", call=f"asr:{sid}",
                               turn=(u.speaker, u.start, u.end)))
+    if not any(case.gold for case in cases):  # the alignment found no speaker named as in the reference
+        raise SystemExit("Harper Valley ASR set: no gold mention aligned to the transcripts (speakers named?)")
     return cases
 
 

@@ -111,6 +111,20 @@ else:
         places = _rows(db, "SELECT DISTINCT executor, cluster_nodes, cluster_cpus, asr_workers FROM runs")
         assert places == [("ray", 2, 2.0, 2)]
 
+    @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+    def test_a_signal_to_the_driver_finishes_the_calls_in_flight_as_locally(cluster, recordings, tmp_path, sig):
+        db = tmp_path / "ray.duckdb"
+        proc = _ray_score(recordings, db, cluster)
+        _wait_for(lambda: _logged(db) >= 1 or proc.poll() is not None)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 128 + sig, err[-3000:]
+        assert f"{signal.Signals(sig).name} received" in err and "(interrupted)" in out
+        done = _logged(db)
+        assert 1 <= done < 6, "stopped mid-run"
+        assert _rows(db, "SELECT count(*), count(DISTINCT audio_sha256) FROM calls") == [(done, done)]
+        assert _rows(db, "SELECT executor, interrupted FROM runs") == [("ray", True)]
+
     def test_a_worker_node_killed_mid_call_costs_a_retry_not_a_call(cluster, recordings, local_db, tmp_path):
         node = cluster.add_node(num_cpus=1)  # a third node, the one to kill
         cluster.wait_for_nodes(3)
