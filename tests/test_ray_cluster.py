@@ -74,6 +74,17 @@ else:
         return d
 
     @pytest.fixture(scope="module")
+    def many(tmp_path_factory):
+        """Twelve short stereo calls: more than the driver keeps in flight (capacity + 1 with two actors)."""
+        d = tmp_path_factory.mktemp("many")
+        s16 = speech()[:4 * 16000]
+        for i in range(12):
+            write_audio(d / f"a.garcia_20261107T09{i:02d}00_m-{i}.wav", [s16 * (0.3 + i / 40), s16[::-1] * 0.3], 16000)
+        for f in d.iterdir():
+            _old(f)
+        return d
+
+    @pytest.fixture(scope="module")
     def local_db(recordings, tmp_path_factory):
         db = tmp_path_factory.mktemp("local") / "local.duckdb"
         out, err = _finish(_run_cli(["score", str(recordings), "--db", str(db), "--workers", "2"], cwd=db.parent))
@@ -112,16 +123,16 @@ else:
         assert places == [("ray", 2, 2.0, 2)]
 
     @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-    def test_a_signal_to_the_driver_finishes_the_calls_in_flight_as_locally(cluster, recordings, tmp_path, sig):
+    def test_a_signal_to_the_driver_finishes_the_calls_in_flight_as_locally(cluster, many, tmp_path, sig):
         db = tmp_path / "ray.duckdb"
-        proc = _ray_score(recordings, db, cluster)
+        proc = _ray_score(many, db, cluster)
         _wait_for(lambda: _logged(db) >= 1 or proc.poll() is not None)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 128 + sig, err[-3000:]
         assert f"{signal.Signals(sig).name} received" in err and "(interrupted)" in out
         done = _logged(db)
-        assert 1 <= done < 6, "stopped mid-run"
+        assert 1 <= done < 12, "stopped mid-run"
         assert _rows(db, "SELECT count(*), count(DISTINCT audio_sha256) FROM calls") == [(done, done)]
         assert _rows(db, "SELECT executor, interrupted FROM runs") == [("ray", True)]
 
