@@ -14,7 +14,7 @@ Per-call overhead: the same two runs on one call as well; ((ray - local) on all 
 call) / (calls - 1) takes the fixed start-up cost (ray.init, actor start) out. The driver's own time per call
 (analysis, scoring, store: the log file's ``seconds``) bounds what one driver can feed.
 
---memory N: N distinct recordings of 512 KB that are not audio (each fails fast on an actor, so the run measures
+--memory N: N distinct recordings of 512 KB that cannot be decoded (each fails fast on an actor, so the run measures
 the executor and not Whisper) pass through RayExecutor as the batch passes them (capacity + 1 in flight); the
 driver's RSS is printed every 1,000 calls.
 """
@@ -25,6 +25,7 @@ import argparse
 import json
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -105,6 +106,7 @@ def main() -> None:
 def memory(n: int, address: str) -> None:
     from collections import deque
 
+    import numpy as np
     import psutil
 
     from callqa.errors import AudioError
@@ -114,6 +116,7 @@ def memory(n: int, address: str) -> None:
 
     executor = RayExecutor(AsrSettings(), RayOptions(address=address))
     me, in_flight, failed = psutil.Process(), deque(), 0
+    rng = np.random.default_rng(0)
     started = time.perf_counter()
     try:
         for i in range(n + 1):
@@ -122,7 +125,7 @@ def memory(n: int, address: str) -> None:
                       f"{time.perf_counter() - started:6.1f} s", flush=True)
             if i == n:
                 break
-            in_flight.append(executor.submit(AudioJob(str(i), data=i.to_bytes(8, "little") * 65536)))
+            in_flight.append(executor.submit(AudioJob(str(i), data=_undecodable_wav(rng.bytes(512 * 1024)))))
             while len(in_flight) > executor.capacity or (i == n - 1 and in_flight):
                 try:
                     executor.result(in_flight.popleft())
@@ -131,6 +134,14 @@ def memory(n: int, address: str) -> None:
     finally:
         executor.close()
     print(f"{failed} of {n} failed as not audio on the cluster (expected: all)")
+
+
+def _undecodable_wav(data: bytes) -> bytes:
+    """A WAV header naming a codec FFmpeg has no decoder for: rejected in milliseconds, so the run measures the
+    executor. (Headerless bytes are not safe: FFmpeg reads one in ten repeating patterns as raw AMR audio, and
+    spends 60 ms probing random ones.)"""
+    fmt = struct.pack("<IHHIIHH", 16, 0x7777, 2, 8000, 16000, 2, 8)
+    return b"RIFF" + struct.pack("<I", len(data) + 36) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", len(data)) + data
 
 
 def report(walls: dict, n_calls: int, audio_s: float, driver_s: list[float]) -> None:

@@ -65,6 +65,8 @@ def probe(path: Source) -> _Probe:
                 raise AudioError("no audio stream in the file")
             stream = container.streams.audio[0]
             ctx = stream.codec_context
+            if ctx is None:  # FFmpeg read the container but has no decoder for its codec
+                raise AudioError("no decoder for the audio stream's codec")
             duration = (float(stream.duration * stream.time_base) if stream.duration and stream.time_base
                         else (container.duration or 0) / 1e6)
             return _Probe(ctx.name, int(ctx.sample_rate or 0), int(ctx.channels or 0), duration)

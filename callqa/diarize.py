@@ -10,7 +10,8 @@ How many speakers: a two-way split of the windows that is not clearly apart (cos
 TWO_VOICES_SILHOUETTE, or a side of fewer than MIN_WINDOWS windows) is one speaker (a voicemail, a monologue);
 a third speaker is found when one side of the two-way split passes the same test for two voices (and its
 halves' centroids are distinct: cosine under the embedder's ``same_speaker``), each half holding a real share
-of the windows (a transfer, a third party); the call is then flagged.
+of the windows and at least MIN_WINDOWS of them, as any speaker must (a transfer, a third party); the call is
+then flagged.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def count_speakers(x: np.ndarray, same_speaker: float | None, speech_s: float
         if len(part) < 2 * MIN_WINDOWS:
             continue
         sub_labels, sub = _kmeans(part, 2)
-        if (np.bincount(sub_labels, minlength=2).min() >= THIRD_SPEAKER_SHARE * len(x)
+        if (np.bincount(sub_labels, minlength=2).min() >= max(THIRD_SPEAKER_SHARE * len(x), MIN_WINDOWS)
                 and silhouette_score(part, sub_labels, metric="cosine") >= TWO_VOICES_SILHOUETTE
                 and float(sub[0] @ sub[1]) < same_speaker):
             return np.vstack([two[1 - side], sub]), (FLAG_MORE_SPEAKERS,), silhouette

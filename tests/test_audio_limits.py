@@ -36,6 +36,18 @@ def test_a_header_claiming_1_hz_is_refused_before_decoding(tmp_path):
         load_audio(path, DecodeOptions(limits=AudioLimits(min_sample_rate=1)))
 
 
+def test_a_codec_ffmpeg_cannot_decode_is_one_clear_error(tmp_path):
+    path = tmp_path / "tag7777.wav"
+    data = np.random.default_rng(1).bytes(4096)
+    fmt = struct.pack("<IHHIIHH", 16, 0x7777, 1, 8000, 8000, 1, 8)  # a WAV format tag no decoder knows
+    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + fmt + b"data"
+                     + struct.pack("<I", len(data)) + data)
+    with pytest.raises(AudioError, match=r"^no decoder for the audio stream's codec$"):
+        load_audio(path)
+    with pytest.raises(AudioError, match=r"^no decoder for the audio stream's codec$"):
+        load_audio(path.read_bytes())
+
+
 def test_file_size_limit(tmp_path):
     path = lying_wav(tmp_path / "big.wav", rate=8000)
     with pytest.raises(AudioError, match=r"the file is 0 MB; the limit is 0.1 MB \(max_file_mb\)"):
