@@ -3,6 +3,7 @@
     python benchmarks/ray_overhead.py              # the 12 sample calls, 2 rounds
     python benchmarks/ray_overhead.py --repeat 3
     python benchmarks/ray_overhead.py --memory 10000   # the driver's RSS over 10,000 calls through the executor
+    python benchmarks/ray_overhead.py --folder 10000   # the same for `callqa score` on a 10,000-file folder
 
 The cluster is real and has the local run's cores: a head and a second node of one CPU each, started by
 ``ray start`` on 127.0.0.1 inside a private network namespace (the script re-runs itself there, see
@@ -59,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2, help="rounds of each side (default 2)")
     parser.add_argument("--memory", type=int, default=0, help="instead: N calls through the executor, driver RSS")
+    parser.add_argument("--folder", type=int, default=0, help="instead: callqa score on N files, driver RSS")
     args = parser.parse_args()
     if not in_private_netns():
         problem = netns_problem()
@@ -84,6 +86,8 @@ def main() -> None:
             cluster.wait_for_nodes(2)
             if args.memory:
                 return memory(args.memory, cluster.address)
+            if args.folder:
+                return folder_memory(args.folder, cluster.address, work)
             walls: dict[tuple[str, str], list[float]] = {}
             driver_s: list[float] = []
             audio_s = 0.0
@@ -134,6 +138,40 @@ def memory(n: int, address: str) -> None:
     finally:
         executor.close()
     print(f"{failed} of {n} failed as not audio on the cluster (expected: all)")
+
+
+def folder_memory(n: int, address: str, work: Path) -> None:
+    """`callqa score` on a folder of n undecodable recordings of 64 KB: the batch's driver RSS as calls are stored
+    (as failed, each with its reason), discovery, the hash skip and the DuckDB writes included."""
+    import numpy as np
+    import psutil
+
+    folder, log = work / "many", work / "many.jsonl"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        (folder / f"a.garcia_20261101T{i // 3600 % 24:02d}{i // 60 % 60:02d}{i % 60:02d}_m-{i}.wav").write_bytes(
+            _undecodable_wav(rng.bytes(64 * 1024)))
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "callqa", "-q", "score", str(folder), "--db", str(work / "m.duckdb"),
+                             "--log-file", str(log), "--executor", "ray", "--ray-address", address], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver, peak, reported = psutil.Process(proc.pid), 0.0, -1
+    while proc.poll() is None:
+        try:
+            rss = driver.memory_info().rss / 2**20
+        except psutil.Error:
+            break
+        peak = max(peak, rss)
+        done = sum(1 for _ in log.open()) if log.exists() else 0
+        if done // 1000 > reported:
+            reported = done // 1000
+            print(f"{done:6} calls stored: driver RSS {rss:6.1f} MiB (peak {peak:6.1f}), "
+                  f"{time.perf_counter() - started:6.1f} s", flush=True)
+        time.sleep(0.5)
+    out, err = proc.communicate()
+    print(f"exit {proc.returncode}; {out.strip().splitlines()[-1] if out.strip() else err[-300:]}; driver peak RSS "
+          f"{peak:.1f} MiB")
 
 
 def _undecodable_wav(data: bytes) -> bytes:

@@ -1,9 +1,9 @@
 """Speaker estimation for mono calls: who spoke when, before the role stage says who is the agent.
 
 speech regions (Silero VAD, shipped with faster-whisper) -> embeddings of WINDOW_S windows every STEP_S
-(callqa.embeddings) -> k-means (scikit-learn) on the unit vectors for one, two or three speakers -> each 10 ms
-speech frame takes the speaker its covering windows are closest to -> turns shorter than MIN_TURN_S join a
-neighbour -> Turns. Words then take the speaker of the turn that holds their middle (``attribute``), so one
+(callqa.embeddings) -> k-means (scikit-learn) on the unit vectors for one, two or three speakers -> centroids
+again from the clearly assigned windows (``refine``) -> each 10 ms speech frame takes the speaker its covering
+windows are closest to -> turns shorter than MIN_TURN_S join a neighbour -> Turns. Words then take the speaker of the turn that holds their middle (``attribute``), so one
 Whisper segment may hold both speakers.
 
 How many speakers: a two-way split of the windows that is not clearly apart (cosine silhouette under
@@ -35,6 +35,11 @@ MIN_WINDOWS = 4  # as two voices alike (the sample calls' one voice at two pitch
 THIRD_SPEAKER_SHARE = 0.12
 TOO_SHORT_CONFIDENCE = 0.3
 REVIEW_BELOW = 0.7  # estimated speakers less sure than this are used, and the call is flagged for review
+# Centroids are re-estimated without the least clear share of windows (REFINE_LEAVE_OUT), twice. In
+# benchmarks/diarization.py any share from 0.2 to 0.5 gives the same real-voice attribution (90.0-90.1 %, 89.5 %
+# without); 0 is plain k-means again.
+REFINE_LEAVE_OUT = 0.3
+REFINE_ROUNDS = 2
 CLEAR_MARGIN = 0.1  # a frame is clearly attributed when its speaker is this much closer than the next one
 # Cosine similarity of two centroids at which they are one voice. Only Resemblyzer's vectors have an absolute
 # scale (GE2E is trained so that one voice's windows are alike); the benchmark's other candidates are centred per
@@ -112,6 +117,22 @@ def count_speakers(x: np.ndarray, same_speaker: float | None, speech_s: float
     return two, (), silhouette
 
 
+def refine(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Centroids again from the windows clearly nearer one speaker than another: a window that straddles a change
+    of speaker, or overlapping speech, holds both voices and pulls each centroid towards the other."""
+    if len(centroids) < 2:
+        return centroids
+    for _ in range(REFINE_ROUNDS):
+        sims = x @ centroids.T
+        top = np.sort(sims, axis=1)
+        margin = top[:, -1] - top[:, -2]
+        labels = sims.argmax(axis=1)
+        clear = margin >= np.quantile(margin, REFINE_LEAVE_OUT)
+        centroids = _unit(np.stack([x[clear & (labels == k)].mean(axis=0) if np.any(clear & (labels == k))
+                                    else centroids[k] for k in range(len(centroids))]))
+    return centroids
+
+
 def _frame_scores(starts: np.ndarray, sims: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Per 10 ms frame: the summed similarity to each speaker of the windows covering it, and how many do."""
     scores = np.zeros((n_frames, sims.shape[1]))
@@ -176,6 +197,7 @@ def diarize(audio: np.ndarray, embedder) -> Diarization:
     same = SAME_SPEAKER[embedder.name]
     x = _unit(embedder.embed(audio, starts))
     centroids, flags, silhouette = count_speakers(x, same, sum(end - start for start, end in regions))
+    centroids = refine(x, centroids)
     sims = x @ centroids.T
     n_frames = int(np.ceil(len(audio) / SAMPLE_RATE / FRAME_S)) + 1
     scores, cover = _frame_scores(starts, sims, n_frames)
