@@ -144,6 +144,7 @@ def transcripts(calls: dict[str, list[Segment]], model: str | None = None):
     try:
         for sid in calls:
             wav = audio_path(sid)
+            # "roles": transcripts cached before they went through the role stage named channels, not speakers
             key = hashlib.sha256(wav.read_bytes() + settings.model.encode() + b"roles").hexdigest()[:16]
             cached = CACHE / f"{sid}.{key}.json"
             if not cached.exists():

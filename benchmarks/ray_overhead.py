@@ -26,7 +26,6 @@ import argparse
 import json
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from audio_helpers import wav_bytes  # noqa: E402
 from ray_cluster import RayCluster, in_private_netns, netns_problem, run_in_private_netns  # noqa: E402
 
 SAMPLES = ROOT / "sample_calls"
@@ -178,8 +178,7 @@ def _undecodable_wav(data: bytes) -> bytes:
     """A WAV header naming a codec FFmpeg has no decoder for: rejected in milliseconds, so the run measures the
     executor. (Headerless bytes are not safe: FFmpeg reads one in ten repeating patterns as raw AMR audio, and
     spends 60 ms probing random ones.)"""
-    fmt = struct.pack("<IHHIIHH", 16, 0x7777, 2, 8000, 16000, 2, 8)
-    return b"RIFF" + struct.pack("<I", len(data) + 36) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return wav_bytes(data, 8000, format_tag=0x7777)
 
 
 def report(walls: dict, n_calls: int, audio_s: float, driver_s: list[float]) -> None:

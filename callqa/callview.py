@@ -8,7 +8,7 @@ from typing import Iterable, NamedTuple, Sequence
 from spacy.tokens import Doc
 
 from .analyse import docs_from_tokens
-from .phrases import CompiledRubric, Group, Hit, Search, is_word, word_items
+from .phrases import CompiledRubric, Group, Hit, PhraseSet, Search, is_word, word_items
 from .records import AnalysedCall, Evidence, Token
 
 NO_EVIDENCE = Evidence(None, None, None, None)
@@ -75,7 +75,24 @@ class CallWords:
                 for key in item.keys:
                     index.setdefault(key, []).append(i)
         # Rubric versions mostly share their phrases: a phrase set is looked up once per call, not per rubric.
-        self.hits: dict[tuple, list[Hit]] = {}
+        self._hits: dict[tuple, list[Hit]] = {}
+
+    def find(self, speaker: str, phrases: PhraseSet) -> list[Hit]:
+        """Exact matches of a phrase set in a speaker's stream."""
+        key = (speaker, phrases.key)
+        if key not in self._hits:
+            self._hits[key] = phrases.find(self.streams[speaker], self.key_index[speaker])
+        return self._hits[key]
+
+    def find_fuzzy(self, speaker: str, phrases: PhraseSet, lo: float, hi: float) -> list[Hit]:
+        """Near matches of a phrase set among the speaker's words starting in [lo, hi): near matches are costly,
+        so only that part of the stream is compared."""
+        starts = self.item_starts[speaker]
+        a, b = bisect.bisect_left(starts, lo), bisect.bisect_left(starts, hi)
+        key = (speaker, phrases.key, a, b)
+        if key not in self._hits:
+            self._hits[key] = phrases.find_fuzzy(self.streams[speaker][a:b], a)
+        return self._hits[key]
 
 
 class CallView:
@@ -89,9 +106,7 @@ class CallView:
         self._compiled = compiled
         self._docs = docs
         self._pattern_hits: dict[str, list[tuple[int, int]]] | None = None
-        words = words if words is not None else CallWords(self.tokens)
-        self.streams, self._item_starts, self._key_index = words.streams, words.item_starts, words.key_index
-        self._hits = words.hits
+        self.words = words if words is not None else CallWords(self.tokens)
         self.found_by_criterion: dict[str, Found] = {}
 
     def _patterns(self, key: str) -> list[tuple[int, int]]:
@@ -148,21 +163,11 @@ class CallView:
     def _occurrences(self, search: Search, group: Group, lo: float, hi: float, fuzzy: bool) -> tuple[Occurrence, ...]:
         occurrences = []
         for speaker in search.speakers:
-            stream = self.streams.get(speaker)
+            stream = self.words.streams.get(speaker)
             if not stream:
                 continue  # most calls have no `unknown` speaker, which every search also reads
-            if fuzzy:
-                # Near matches are costly: only the part of the stream inside the window is compared.
-                starts = self._item_starts[speaker]
-                a, b = bisect.bisect_left(starts, lo), bisect.bisect_left(starts, hi)
-                key: tuple = (speaker, group.phrases.key, a, b)
-                if key not in self._hits:
-                    self._hits[key] = group.phrases.find_fuzzy(stream[a:b], a)
-            else:
-                key = (speaker, group.phrases.key)
-                if key not in self._hits:
-                    self._hits[key] = group.phrases.find(stream, self._key_index[speaker])
-            hits = self._hits[key]
+            hits = (self.words.find_fuzzy(speaker, group.phrases, lo, hi) if fuzzy
+                    else self.words.find(speaker, group.phrases))
             occurrences += [self.occurrence(speaker, stream[h.first_item].first, stream[h.last_item].last) for h in hits]
         if group.pattern_key is not None and not fuzzy:
             occurrences += [self.occurrence(self.tokens[a].speaker, a, b) for a, b in self._patterns(group.pattern_key)
@@ -177,7 +182,7 @@ class CallView:
 
     def has_words(self, search: Search) -> bool:
         lo, hi = self._bounds(search)
-        return any(lo <= start < hi for speaker in search.speakers for start in self._item_starts.get(speaker, ()))
+        return any(lo <= start < hi for speaker in search.speakers for start in self.words.item_starts.get(speaker, ()))
 
     def run(self, search: Search) -> Found:
         lo, hi = self._bounds(search)

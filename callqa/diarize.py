@@ -3,8 +3,8 @@
 speech regions (Silero VAD, shipped with faster-whisper) -> embeddings of WINDOW_S windows every STEP_S
 (callqa.embeddings) -> k-means (scikit-learn) on the unit vectors for one, two or three speakers -> centroids
 again from the clearly assigned windows (``refine``) -> each 10 ms speech frame takes the speaker its covering
-windows are closest to -> turns shorter than MIN_TURN_S join a neighbour -> Turns. Words then take the speaker of the turn that holds their middle (``attribute``), so one
-Whisper segment may hold both speakers.
+windows are closest to -> turns shorter than MIN_TURN_S join a neighbour -> Turns. Words then take the speaker
+of the turn that holds their middle (``attribute``), so one Whisper segment may hold both speakers.
 
 How many speakers: a two-way split of the windows that is not clearly apart (cosine silhouette under
 TWO_VOICES_SILHOUETTE, or a side of fewer than MIN_WINDOWS windows) is one speaker (a voicemail, a monologue);
@@ -128,8 +128,8 @@ def refine(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
         margin = top[:, -1] - top[:, -2]
         labels = sims.argmax(axis=1)
         clear = margin >= np.quantile(margin, REFINE_LEAVE_OUT)
-        centroids = _unit(np.stack([x[clear & (labels == k)].mean(axis=0) if np.any(clear & (labels == k))
-                                    else centroids[k] for k in range(len(centroids))]))
+        kept = [clear & (labels == k) for k in range(len(centroids))]
+        centroids = _unit(np.stack([x[m].mean(axis=0) if m.any() else c for m, c in zip(kept, centroids)]))
     return centroids
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import av
@@ -23,6 +24,15 @@ FORMATS = {  # suffix -> (container format, codec, sample format)
     ".ogg": ("ogg", "libopus", "flt"),
     ".m4a": ("ipod", "aac", "fltp"),
 }
+
+
+def wav_bytes(data: bytes, rate: int, format_tag: int = 1, stated_bytes: int | None = None) -> bytes:
+    """A WAV file of 16-bit mono ``data`` written by hand, so its header may lie: ``rate``, the data size
+    (``stated_bytes``, default the real one) and the codec (``format_tag``: 1 is PCM; 0x7777 no decoder knows)."""
+    size = len(data) if stated_bytes is None else stated_bytes
+    fmt = struct.pack("<IHHIIHH", 16, format_tag, 1, rate, rate * 2, 2, 16)
+    return (b"RIFF" + struct.pack("<I", min(36 + size, 0xFFFFFFFF)) + b"WAVEfmt " + fmt + b"data"
+            + struct.pack("<I", size) + data)
 
 
 def speech(path: Path = JFK, rate: int = 16000) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 import sys
 
@@ -11,20 +10,17 @@ import duckdb
 import numpy as np
 import pytest
 
-from audio_helpers import JFK, speech, write_audio
+from audio_helpers import JFK, speech, wav_bytes, write_audio
 from callqa.audio import AudioLimits, decode, load_audio
 from callqa.config import load_config
 from callqa.errors import AudioError
 from callqa.executor import DecodeOptions
 
 
-def lying_wav(path, rate: int, samples: int = 200_000, stated_bytes: int | None = None):
-    """16-bit mono PCM whose header claims ``rate`` Hz (and ``stated_bytes`` of data, default: what follows)."""
+def lying_wav(path, rate: int, samples: int = 200_000, stated_bytes: int | None = None, format_tag: int = 1):
+    """Noise as 16-bit mono PCM in a WAV whose header claims ``rate`` Hz (see ``wav_bytes``)."""
     data = (np.random.default_rng(0).standard_normal(samples) * 3000).astype("<i2").tobytes()
-    size = len(data) if stated_bytes is None else stated_bytes
-    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
-    path.write_bytes(b"RIFF" + struct.pack("<I", min(36 + size, 0xFFFFFFFF)) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", size)
-                     + data)
+    path.write_bytes(wav_bytes(data, rate, format_tag, stated_bytes))
     return path
 
 
@@ -37,11 +33,7 @@ def test_a_header_claiming_1_hz_is_refused_before_decoding(tmp_path):
 
 
 def test_a_codec_ffmpeg_cannot_decode_is_one_clear_error(tmp_path):
-    path = tmp_path / "tag7777.wav"
-    data = np.random.default_rng(1).bytes(4096)
-    fmt = struct.pack("<IHHIIHH", 16, 0x7777, 1, 8000, 8000, 1, 8)  # a WAV format tag no decoder knows
-    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + fmt + b"data"
-                     + struct.pack("<I", len(data)) + data)
+    path = lying_wav(tmp_path / "tag7777.wav", rate=8000, samples=2000, format_tag=0x7777)  # a tag no decoder knows
     with pytest.raises(AudioError, match=r"^no decoder for the audio stream's codec$"):
         load_audio(path)
     with pytest.raises(AudioError, match=r"^no decoder for the audio stream's codec$"):
