@@ -4,7 +4,7 @@ recognised by the bundled Whisper, so that redaction is measured on the utteranc
 Labels: tests/data/conversations/phi_labels.yaml (per call, per segment index: VALUE: LABEL, values as they
 appear in the cleaned human transcript). Audio and ASR output are cached outside git (``CACHE``, or
 ``$CALLQA_PHI_CACHE``): rendering 30 calls and transcribing them takes minutes of CPU, so it runs once and the
-benchmark reuses it; a cached transcript is reused only for the same audio bytes and ASR model.
+benchmark reuses it; a cached transcript is reused only for the same audio bytes, ASR model and VAD threshold.
 
 ``python benchmarks/phi_calls.py`` renders and transcribes what is not cached; ``--test-call`` renders the short
 call tests/test_redact_conversation.py transcribes (tests/data/phi/split_values.wav, from its .yaml).
@@ -136,6 +136,7 @@ def transcripts(calls: dict[str, list[Segment]], model: str | None = None):
     from callqa.records import Transcript, Utterance, Word
     from callqa.roles import build_transcript
     from callqa.transcribe import AsrSettings
+    from callqa.vad import VAD_THRESHOLD
 
     settings = AsrSettings(workers=1, cpu_threads=int(os.environ.get("CALLQA_PHI_THREADS", "2")),
                            **({"model": model} if model else {}))
@@ -144,8 +145,10 @@ def transcripts(calls: dict[str, list[Segment]], model: str | None = None):
     try:
         for sid in calls:
             wav = audio_path(sid)
-            # "roles": transcripts cached before they went through the role stage named channels, not speakers
-            key = hashlib.sha256(wav.read_bytes() + settings.model.encode() + b"roles").hexdigest()[:16]
+            # "roles": transcripts cached before they went through the role stage named channels, not speakers;
+            # the VAD threshold decides which audio Whisper hears
+            salt = f"{settings.model}roles{VAD_THRESHOLD}".encode()
+            key = hashlib.sha256(wav.read_bytes() + salt).hexdigest()[:16]
             cached = CACHE / f"{sid}.{key}.json"
             if not cached.exists():
                 executor = executor or LocalExecutor(settings)

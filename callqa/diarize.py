@@ -1,6 +1,6 @@
 """Speaker estimation for mono calls: who spoke when, before the role stage says who is the agent.
 
-speech regions (Silero VAD, shipped with faster-whisper) -> embeddings of WINDOW_S windows every STEP_S
+speech regions (callqa.vad) -> embeddings of WINDOW_S windows every STEP_S
 (callqa.embeddings) -> k-means (scikit-learn) on the unit vectors for one, two or three speakers -> centroids
 again from the clearly assigned windows (``refine``) -> each 10 ms speech frame takes the speaker its covering
 windows are closest to -> turns shorter than MIN_TURN_S join a neighbour -> Turns. Words then take the speaker
@@ -23,11 +23,12 @@ import numpy as np
 
 from .embeddings import SAMPLE_RATE, WINDOW_S
 from .records import Diarization, Turn, Utterance
+from .transcribe import make_utterance
+from .vad import speech_regions
 
 log = logging.getLogger(__name__)
 
 STEP_S = 0.6  # windows overlap by half: each frame is judged by two
-VAD_THRESHOLD = 0.35
 FRAME_S = 0.01
 MIN_TURN_S = 0.3  # a shorter run of one speaker inside another's speech is noise of the frame labels
 MIN_SPEECH_S = 5.0  # less speech than this cannot show two voices: two halves of 3 s of one voice differ as much
@@ -53,17 +54,6 @@ TWO_VOICES_SILHOUETTE = 0.2
 FLAG_TOO_SHORT = "too_little_speech"
 FLAG_ONE_SPEAKER = "one_speaker"
 FLAG_MORE_SPEAKERS = "more_than_two_speakers"
-
-
-def speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
-    """(start, end) seconds of speech, by Silero VAD."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    # At Silero's usual 0.5 it drops much of a call's speech (a third of the sample calls' mono mixdowns), and
-    # words outside every region can only be guessed from the nearest turn.
-    options = VadOptions(threshold=VAD_THRESHOLD, min_silence_duration_ms=300, speech_pad_ms=100,
-                         min_speech_duration_ms=200)
-    return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in get_speech_timestamps(audio, options)]
 
 
 def window_starts(regions: list[tuple[float, float]]) -> np.ndarray:
@@ -232,8 +222,6 @@ def attribute(utterances: tuple[Utterance, ...], turns: tuple[Turn, ...]) -> dic
     Each word takes the speaker of the turn holding its middle; an utterance without word timings takes the
     speaker of its middle.
     """
-    from .transcribe import make_utterance
-
     groups: dict[str, list[Utterance]] = {}
     for u in utterances:
         if not u.words:

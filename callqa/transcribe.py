@@ -4,6 +4,10 @@ Whisper invents text on silence ("Thank you." on the listening channel), so deco
 decodes speech only, no conditioning on previous text, and segments Whisper itself rates as probably
 not speech are dropped.
 
+The VAD must not drop speech either: a word it leaves out never reaches Whisper. Silero at its usual threshold
+of 0.5 left out whole phrases of telephone speech whose probability hovers about 0.5, so Whisper's VAD pass runs
+at callqa.vad's VAD_THRESHOLD (0.35; README, ASR, has the measurements).
+
 Throughput: a call channel is mostly silence (one speaks while the other listens), and VAD keeps Whisper to the
 speech. Batched decoding (faster-whisper's BatchedInferencePipeline, ``batch_size`` > 0) is available but off by
 default: it loses words on call audio (see README, Performance).
@@ -20,6 +24,7 @@ import numpy as np
 
 from .errors import ModelError, TranscriptionError
 from .records import DecodedAudio, Speaker, Utterance, Word
+from .vad import VAD_THRESHOLD
 
 log = logging.getLogger("callqa")
 
@@ -86,6 +91,7 @@ class Transcriber:
             language=s.language,
             beam_size=s.beam_size,
             vad_filter=True,
+            vad_parameters=dict(threshold=VAD_THRESHOLD),
             word_timestamps=True,
             condition_on_previous_text=False,
         )

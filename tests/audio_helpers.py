@@ -17,6 +17,7 @@ JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for yo
 
 FORMATS = {  # suffix -> (container format, codec, sample format)
     ".wav": ("wav", "pcm_s16le", "s16"),
+    ".f32.wav": ("wav", "pcm_f32le", "flt"),
     ".ulaw.wav": ("wav", "pcm_mulaw", "s16"),
     ".alaw.wav": ("wav", "pcm_alaw", "s16"),
     ".flac": ("flac", "flac", "s16"),
@@ -42,7 +43,7 @@ def speech(path: Path = JFK, rate: int = 16000) -> np.ndarray:
 def write_audio(path: Path, channels: list[np.ndarray], rate: int, kind: str = ".wav") -> Path:
     """Encode float32 channels (same length) into ``path`` with the codec of ``kind`` (a FORMATS key)."""
     fmt, codec, sample_fmt = FORMATS[kind]
-    data = np.stack([np.clip(c, -1, 1) for c in channels])
+    data = np.stack([np.clip(c, -1, 1) if sample_fmt == "s16" else c for c in channels])
     layout = "mono" if len(channels) == 1 else "stereo"
     with av.open(str(path), "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=48000 if codec == "libopus" else rate, layout=layout)

@@ -22,7 +22,7 @@ def test_every_common_format_decodes_to_16k_with_its_metadata(tmp_path, kind):
     assert audio.speakers == ("left", "right")  # which one is the agent is the role stage's business
     assert abs(audio.duration_s - 11.0) < 0.3
     assert all(ch.dtype == np.float32 and abs(len(ch) / 16000 - audio.duration_s) < 0.01 for ch in audio.channels)
-    expected = {"pcm_s16le", "pcm_mulaw", "pcm_alaw", "flac", "mp3float", "mp3", "opus", "aac"}
+    expected = {"pcm_s16le", "pcm_f32le", "pcm_mulaw", "pcm_alaw", "flac", "mp3float", "mp3", "opus", "aac"}
     assert audio.codec in expected
     assert audio.sample_rate == (48000 if kind == ".ogg" else 8000)
 

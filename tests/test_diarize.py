@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 
 from audio_helpers import DATA, JFK, resample, speech
 from callqa.der import diarization_error_rate, word_attribution
-from callqa.diarize import FLAG_MORE_SPEAKERS, FLAG_ONE_SPEAKER, FLAG_TOO_SHORT, attribute, speaker_at, speech_regions
+from callqa.diarize import FLAG_MORE_SPEAKERS, FLAG_ONE_SPEAKER, FLAG_TOO_SHORT, attribute, speaker_at
 from callqa.metrics import compute_metrics
 from callqa.records import MONO_ESTIMATED, Transcript, Turn, Utterance, Word
 from callqa.transcribe import make_utterance
+from callqa.vad import speech_regions
 
 VOICES = {
     "allison": sorted((DATA / "telephone-8k" / "wav").glob("*.wav")),
@@ -162,6 +163,15 @@ def test_mono_interruptions_are_agent_turns_without_a_pause():
     assert compute_metrics(polite)["agent_interruptions"].value == 0.0
     backchannel = _mono(("customer", 3.5, 3.9), ("agent", 3.92, 6.0))  # a one-word "yes" is not interrupted
     assert compute_metrics(backchannel)["agent_interruptions"].value == 0.0
+
+
+def test_mono_interruption_of_a_caller_between_phrases_counts_their_whole_sentence():
+    # the VAD splits the caller's sentence at a breath; the agent barges into its last 0.6 s
+    mid_sentence = _mono(("customer", 0.0, 2.0), ("customer", 2.3, 2.9), ("agent", 2.9, 5.0))
+    assert compute_metrics(mid_sentence)["agent_interruptions"].value == 1.0
+    # a real pause ended the caller's sentence: the "yes" after it is a backchannel the agent may talk over
+    new_start = _mono(("customer", 0.0, 2.0), ("customer", 3.0, 3.6), ("agent", 3.6, 5.0))
+    assert compute_metrics(new_start)["agent_interruptions"].value == 0.0
 
 
 def test_mono_speaker_metrics_are_computed_on_estimated_speakers():

@@ -51,9 +51,10 @@ def _disagreements(outcomes, calls):
 
 
 STEREO_CALLS = sorted(call for call, spec in EXPECTED.items() if "stereo" in spec["format"])
-# Lossless formats keep their codec; a lossy one (MP3) is swapped into PCM WAV, since encoding it again would
-# change the words the ASR hears, not only the channel order.
-KINDS = {"pcm_mulaw": ".ulaw.wav", "pcm_s16le": ".wav", "flac": ".flac", "mp3float": ".wav", "mp3": ".wav"}
+# Lossless formats keep their codec; a lossy one (MP3) is swapped into float WAV, its decoded samples exactly:
+# encoding it again, or even 16-bit PCM, changes the words the ASR hears, not only the channel order (tiny.en's
+# greedy decoding of rc-1011 turned "do you mind holding" into "be mine holding" on 16-bit rounding, 3e-5).
+KINDS = {"pcm_mulaw": ".ulaw.wav", "pcm_s16le": ".wav", "flac": ".flac", "mp3float": ".f32.wav", "mp3": ".f32.wav"}
 
 
 def swap_channels(src: Path, dst: Path) -> Path:
