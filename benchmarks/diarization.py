@@ -10,6 +10,10 @@ word labelled with its channel (only words inside their channel's speech: on the
 sometimes places a word in silence). Word attribution = share of those words whose estimated speaker (the turn that
 holds the word's middle, after the best speaker mapping) is their channel.
 
+Interruptions: the callqa.metrics rule for each speaker in turn as the agent, on the clean channels' speech (a
+start inside the other's speech: the stereo rule) against the mono rule on the estimated turns (a change of
+speaker with no pause after 1 s of the other's speech), summed over both directions of every two-voice call.
+
 Cost: diarization seconds against the ASR seconds of the same mono call, both on one thread in this process
 (ratios within one run; the machine is shared, absolute times are noisy). Peak RSS is of a child process that
 loads the embedder and diarizes the longest call.
@@ -38,8 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from callqa.audio import load_audio  # noqa: E402
 from callqa.der import diarization_error_rate, word_attribution  # noqa: E402
-from callqa.diarize import diarize, speaker_at, speech_regions  # noqa: E402
+from callqa.diarize import diarize, speaker_at  # noqa: E402
 from callqa.embeddings import SAMPLE_RATE, ResemblyzerEmbedder, _frame_slices, _mel_power  # noqa: E402
+from callqa.metrics import compute_metrics  # noqa: E402
+from callqa.records import MONO_ESTIMATED, Transcript, Utterance  # noqa: E402
+from callqa.vad import speech_regions  # noqa: E402
 
 VOICE_DIRS = ("en_US_f_Allison", "fr_CA_f_June", "it_IT_m_Carlo", "it_IT_f_Menardi", "ru_RU_f_IvrvoiceRU")
 
@@ -171,6 +178,23 @@ def spoken(words, segments, tolerance: float = 0.2):
     return [(t, c) for t, c in words if any(s - tolerance <= t <= e + tolerance for s, e, k in segments if k == c)]
 
 
+def interruptions(segments, turns, mapping: dict) -> tuple[int, int]:
+    """(interruptions in the clean channels' speech, barge-ins counted on the estimated turns), each of the two
+    speakers taken as the agent in turn."""
+    counted = [0, 0]
+    for agent in (0, 1):
+        def role(channel) -> str:
+            return "agent" if channel == agent else "customer"
+
+        truth = [(s, e, role(c)) for s, e, c in sorted(segments)]
+        estimate = [(t.start, t.end, role(mapping.get(t.speaker))) for t in turns]
+        for i, (mode, spans) in enumerate((("stereo", truth), (MONO_ESTIMATED, estimate))):
+            utterances = tuple(Utterance(k, spk, s, e, "x", 1.0, ()) for k, (s, e, spk) in enumerate(spans))
+            call = Transcript("c", 0.0, mode, utterances, tuple(spans) if mode == MONO_ESTIMATED else ())
+            counted[i] += int(compute_metrics(call)["agent_interruptions"].value or 0)
+    return counted[0], counted[1]
+
+
 def peak_rss(method: str, audio_file: Path) -> float:
     code = ("import sys,resource,numpy as np; sys.path.insert(0,%r); from callqa.diarize import diarize; "
             "sys.path.insert(0,%r); from diarization import EMBEDDERS; x=np.load(%r); diarize(x, EMBEDDERS[%r]()); "
@@ -215,14 +239,18 @@ def main() -> None:
             est = [(tr.start, tr.end, tr.speaker) for tr in result.turns]
             der = diarization_error_rate(segments, est)
             attribution = word_attribution(words, [speaker_at(result.turns, w[0]) for w in words], der.mapping)
+            barge = interruptions(segments, result.turns, der.mapping) if expected == 2 else (0, 0)
             rows[method].setdefault(kind, []).append(
-                (name, der.der, attribution, result.speakers == expected, took, asr_s.get(name), result.confidence))
+                (name, der.der, attribution, result.speakers == expected, took, asr_s.get(name), result.confidence,
+                 barge))
             if args.verbose:
                 print(f"{method:12s} {kind:9s} {name:26s} DER {der.der:6.1%} words {attribution:6.1%} "
                       f"speakers {result.speakers}/{expected} sep {result.separation:.2f} conf {result.confidence:.2f} {result.flags} "
-                      f"{took:.2f}s" + (f" asr {asr_s[name]:.1f}s" if name in asr_s else ""), flush=True)
+                      f"interruptions {barge[0]}/{barge[1]} {took:.2f}s" + (f" asr {asr_s[name]:.1f}s" if name in asr_s else ""),
+                      flush=True)
     np.save(args.cache / "longest.npy", longest if longest is not None else np.zeros(16000, np.float32))
-    print("\nmethod       data        calls  DER(mean)  words(mean)  words(min)  count right  diar/ASR  peak RSS")
+    print("\nmethod       data        calls  DER(mean)  words(mean)  words(min)  count right  diar/ASR  peak RSS"
+          "  interruptions (clean/mono)")
     for method, kinds in rows.items():
         rss = peak_rss(method, args.cache / "longest.npy")
         for kind, r in kinds.items():
@@ -230,7 +258,7 @@ def main() -> None:
             print(f"{method:12s} {kind:10s} {len(r):5d}  {np.mean([x[1] for x in r]):8.1%}  "
                   f"{np.mean([x[2] for x in r]):10.1%}  {min(x[2] for x in r):10.1%}  "
                   f"{sum(x[3] for x in r):5d}/{len(r):<5d}  " + (f"{np.mean(ratio):7.1%}" if ratio else "      -")
-                  + f"  {rss:6.0f} MB")
+                  + f"  {rss:6.0f} MB  {sum(x[7][0] for x in r):5d}/{sum(x[7][1] for x in r)}")
     print(f"(benchmark process peak RSS with Whisper loaded: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 

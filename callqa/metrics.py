@@ -21,10 +21,13 @@ INTERRUPTION_TOLERANCE_S = 0.25  # an agent starting this close to the customer'
 # voices at once. It shows as no pause at all: the estimated turns (speech frames of Silero VAD, which ends a
 # region only after 0.3 s of silence) change from the customer to the agent inside continuous speech. People
 # taking turns leave a pause; a barge-in leaves none, or the voices overlap. Counted when the customer's speech
-# had lasted MONO_CUSTOMER_MIN_S (a one-word backchannel is not being interrupted). Whisper's word times are not
-# used for this: they stretch across pauses.
+# had lasted MONO_CUSTOMER_MIN_S (a one-word backchannel is not being interrupted), pauses between the customer's
+# own phrases shorter than MONO_PHRASE_PAUSE_S included: the VAD ends a region at 0.3 s of silence, so a caller who
+# is interrupted mid-sentence is one stretch of speech, not the few words since their last breath. Whisper's word
+# times are not used for this: they stretch across pauses.
 MONO_BARGE_IN_GAP_S = 0.1
 MONO_CUSTOMER_MIN_S = 1.0
+MONO_PHRASE_PAUSE_S = 0.5
 HOLD_ANNOUNCED_WITHIN_S = 10.0  # the announcement must end this close before the silence starts
 HOLD_PHRASES = re.compile(
     r"\b(on hold|hold on|please hold|hold please|hold for a|hold for one|one moment|a moment|one second|"
@@ -132,13 +135,15 @@ def _barge_ins(transcript: Transcript) -> MetricValue:
     """Agent turns that start without a pause where the customer's speech ends (see MONO_BARGE_IN_GAP_S)."""
     spans = transcript.turns or tuple((u.start, u.end, u.speaker) for u in transcript.utterances)
     hits: list[tuple[float, float]] = []
-    customer_since: float | None = None  # start of the customer's current stretch of speech without a pause
+    customer_since: float | None = None  # start of the customer's current stretch of speech
     previous: tuple[float, float, str] | None = None
     for start, end, speaker in sorted(spans):
         # the span this one runs on from without a pause, if any
         joined = previous if previous is not None and start - previous[1] < MONO_BARGE_IN_GAP_S else None
         if speaker == "customer":
-            customer_since = customer_since if joined is not None and joined[2] == "customer" else start
+            same_stretch = (previous is not None and previous[2] == "customer"
+                            and start - previous[1] < MONO_PHRASE_PAUSE_S)
+            customer_since = customer_since if same_stretch else start
         elif (joined is not None and joined[2] == "customer" and customer_since is not None
               and joined[1] - customer_since >= MONO_CUSTOMER_MIN_S):
             hits.append((start, joined[1]))

@@ -1,9 +1,8 @@
 """Acceptance on mono: mixdowns of every stereo sample call, scored with estimated speakers, agree with the
-outcomes the calls were written to have. The issue's target is 98 %; on all 12 mixdowns (180 outcomes) this version
-reaches 95.6 %, so the test holds the level reached, not the target. The speakers are estimated well there (word
-attribution 98.4 % in benchmarks/diarization.py); the misses are mostly Whisper on the mixed channel, which loses
-an agent's words where the speakers change ("State of 1" for "can I have your date of birth": verify_identity
-fails) and the interrupting agent's overlaps in rc-1007."""
+outcomes the calls were written to have: the issue's target, 98 %. On all 12 mixdowns (180 outcomes) this version
+has 3 misses (98.3 %), all Whisper mishearing the mixed channel: "State of 1" for "date of birth?" (rc-1002), and
+rc-1007, whose agent talks over the caller four times for 2.8 s: "I apologize" and the name question are lost in
+the overlap (empathy and verify_identity fail)."""
 
 import csv
 from pathlib import Path
@@ -39,7 +38,7 @@ def test_criterion_outcomes_on_mono_mixdowns_agree_with_expected(mixdowns):
     print(f"\nmono mixdowns: {len(EXPECTED)} calls, {total} criterion outcomes, agreement {agreement:.1%}")
     for call, crit, want, got in disagreements:
         print(f"  {call} {crit}: expected {want}, got {got}")
-    assert agreement >= 0.95
+    assert agreement >= 0.98
 
 
 def test_every_mixdown_is_estimated_and_says_how_sure(mixdowns):
