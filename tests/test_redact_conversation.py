@@ -271,3 +271,15 @@ def test_a_cue_in_an_earlier_utterance_is_context_for_presidios_recognizers(reda
     asked = redactor.find_call(texts, turns=_dialogue([(A, texts[0]), (C, texts[1])]))
     alone = redactor.find_call(texts[1:], turns=_dialogue([(C, texts[1])]))
     assert "UsSsnRecognizer" in asked[1][0].source and "UsSsnRecognizer" not in alone[0][0].source
+
+
+def test_a_name_after_a_cue_that_ended_the_speakers_previous_utterance(redactor):
+    # Whisper ends segments mid-sentence: the title and the name land in two utterances
+    split = _redacted(redactor, [(C, "The visit was on October 12th with Dr."), (C, "Nean for my knee.")], gap=0.0)
+    assert split == ["The visit was on October 12th with Dr.", "[NAME] for my knee."]
+    asked = _redacted(redactor, [(C, "Hi, my name is"), (C, "ethan brooks and I need help")], gap=0.3)
+    assert asked[1] == "[NAME] and I need help"
+    # the other speaker's words, or the same speaker's long after, are not the name the cue announced
+    assert _redacted(redactor, [(C, "I saw Dr."), (C, "Surgery is next week.")], gap=0.0)[1] == "[NAME] is next week."
+    assert _redacted(redactor, [(A, "I saw Dr."), (C, "Surgery is next week.")], gap=0.0)[1] == "Surgery is next week."
+    assert _redacted(redactor, [(C, "I saw Dr."), (C, "Surgery is next week.")], gap=5.0)[1] == "Surgery is next week."

@@ -83,11 +83,26 @@ def _name_words_after(text: str, pos: int, capitalised_only: bool) -> tuple[int,
     return None if start is None or end is None else (start, end)
 
 
+_CUES = ((_STRONG_NAME_CUE, False), (_INTRO_CUE, False), (_WEAK_NAME_CUE, True))
+
+
 def find_cued_names(text: str) -> list[PhiSpan]:
     spans = []
-    for cue, capitalised_only in ((_STRONG_NAME_CUE, False), (_INTRO_CUE, False), (_WEAK_NAME_CUE, True)):
+    for cue, capitalised_only in _CUES:
         for m in cue.finditer(text):
             found = _name_words_after(text, m.end(), capitalised_only)
             if found is not None:
                 spans.append(PhiSpan(found[0], found[1], "NAME", "name_cue"))
     return spans
+
+
+def find_names_after_a_cue_that_ended(previous: str, text: str) -> list[PhiSpan]:
+    """The name opening ``text`` when the same speaker's previous utterance ended on its cue: ASR ends segments
+    mid-sentence ("... with Dr." | "Nguyen for my knee", "my name is" | "Ethan Brooks")."""
+    ended = previous.rstrip() + " "
+    for cue, capitalised_only in _CUES:
+        if any(m.end() == len(ended) for m in cue.finditer(ended)):
+            found = _name_words_after(text, 0, capitalised_only)
+            if found is not None:
+                return [PhiSpan(found[0], found[1], "NAME", "name_cue")]
+    return []

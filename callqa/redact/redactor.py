@@ -17,7 +17,7 @@ from .dates import find_dates
 from .digits import find_digit_sequences, forget_runs
 from .emails import find_spoken_emails
 from .merge import allow_list_pattern, kept_spans
-from .names import find_cued_names, find_spelled_names
+from .names import find_cued_names, find_names_after_a_cue_that_ended, find_spelled_names
 from .organisations import not_organisations, org_ranges
 from .presidio_engine import build_analyzer, presidio_spans
 from .replace import redact_tokens, redact_utterance, replace_spans
@@ -25,6 +25,8 @@ from .spans import PhiSpan
 from .vocabulary import NOT_NAMES
 
 log = logging.getLogger("callqa")
+
+NAME_CUE_CARRIES_S = 2.0  # a name cue ending one utterance names the start of the speaker's next within this
 
 
 def turns_of(utterances: Sequence[Utterance]) -> list[Turn]:
@@ -76,6 +78,10 @@ class Redactor:
         conversation = find_in_conversation(turns)
         # A cue said in an earlier utterance is context for Presidio's recognizers in this one.
         per_text = [self._find_in_doc(doc, context) for doc, context in zip(docs, conversation.context)]
+        for i, (before, turn) in enumerate(zip(turns, turns[1:]), start=1):
+            if before.speaker == turn.speaker and turn.start - before.end <= NAME_CUE_CARRIES_S:
+                carried = find_names_after_a_cue_that_ended(before.text, turn.text)
+                per_text[i] = kept_spans(turn.text, per_text[i] + carried, self._allow) if carried else per_text[i]
         in_call = conversation.spans
         names = {
             word.lower()
