@@ -19,8 +19,9 @@ MIN_SILENCE_S = 2.0  # shorter gaps are turn-taking, not silence
 INTERRUPTION_TOLERANCE_S = 0.25  # an agent starting this close to the customer's end is taking the turn
 # On mono the estimated speakers never overlap (each moment has one), so an interruption cannot show as two
 # voices at once. It shows as no pause at all: the estimated turns (speech frames of Silero VAD, which ends a
-# region only after 0.3 s of silence) change from the customer to the agent inside continuous speech. People
-# taking turns leave a pause; a barge-in leaves none, or the voices overlap. Counted when the customer's speech
+# region only after 0.3 s of silence; callqa.diarize.open_pauses puts back the shorter silences at a change of
+# speaker) change from the customer to the agent inside continuous speech. People taking turns leave a pause; a
+# barge-in leaves none, or the voices overlap. Counted when the customer's speech
 # had lasted MONO_CUSTOMER_MIN_S (a one-word backchannel is not being interrupted), pauses between the customer's
 # own phrases shorter than MONO_PHRASE_PAUSE_S included: the VAD ends a region at 0.3 s of silence, so a caller who
 # is interrupted mid-sentence is one stretch of speech, not the few words since their last breath. Whisper's word

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from audio_helpers import DATA, JFK, resample, speech
 from callqa.der import diarization_error_rate, word_attribution
-from callqa.diarize import FLAG_MORE_SPEAKERS, FLAG_ONE_SPEAKER, FLAG_TOO_SHORT, attribute, speaker_at
+from callqa.diarize import FLAG_MORE_SPEAKERS, FLAG_ONE_SPEAKER, FLAG_TOO_SHORT, attribute, open_pauses, speaker_at
 from callqa.metrics import compute_metrics
 from callqa.records import MONO_ESTIMATED, Transcript, Turn, Utterance, Word
 from callqa.transcribe import make_utterance
@@ -163,6 +163,19 @@ def test_mono_interruptions_are_agent_turns_without_a_pause():
     assert compute_metrics(polite)["agent_interruptions"].value == 0.0
     backchannel = _mono(("customer", 3.5, 3.9), ("agent", 3.92, 6.0))  # a one-word "yes" is not interrupted
     assert compute_metrics(backchannel)["agent_interruptions"].value == 0.0
+
+
+def test_a_quick_change_of_speaker_keeps_its_short_silence_as_a_gap():
+    rng = np.random.default_rng(0)
+    voice = rng.normal(0, 0.1, 16000 * 2).astype(np.float32)
+    line = rng.normal(0, 0.0005, 3200).astype(np.float32)  # 0.2 s of line noise: 46 dB under the voices
+    quick = np.concatenate([voice, line, voice])
+    turns = (Turn(0.0, 2.1, 0), Turn(2.1, 4.2, 1))  # the VAD bridged the pause: one stretch of speech
+    opened = open_pauses(turns, quick)
+    assert opened[0].end == pytest.approx(2.0, abs=0.02) and opened[1].start == pytest.approx(2.2, abs=0.02)
+    barge = np.concatenate([voice, voice[:3200], voice])  # no silence where the speaker changes: left alone
+    assert open_pauses(turns, barge) == turns
+    assert open_pauses((Turn(0.0, 2.1, 0), Turn(2.1, 4.2, 0)), quick)[0].end == 2.1  # one speaker's own pause
 
 
 def test_mono_interruption_of_a_caller_between_phrases_counts_their_whole_sentence():
