@@ -279,6 +279,10 @@ def test_a_name_after_a_cue_that_ended_the_speakers_previous_utterance(redactor)
     assert split == ["The visit was on October 12th with Dr.", "[NAME] for my knee."]
     asked = _redacted(redactor, [(C, "Hi, my name is"), (C, "ethan brooks and I need help")], gap=0.3)
     assert asked[1] == "[NAME] and I need help"
+    # the agent's question overlapping them sits between the caller's two utterances in the timeline
+    turns = [Turn(C, 15.4, 22.5, "The visit was on October 12th with Dr."), Turn(A, 19.7, 22.0, "And your date of birth?"),
+             Turn(C, 22.5, 29.0, "Nean for my knee.")]
+    assert redactor.find_call([t.text for t in turns], turns=turns)[2][0].start == 0
     # the other speaker's words, or the same speaker's long after, are not the name the cue announced
     assert _redacted(redactor, [(C, "I saw Dr."), (C, "Surgery is next week.")], gap=0.0)[1] == "[NAME] is next week."
     assert _redacted(redactor, [(A, "I saw Dr."), (C, "Surgery is next week.")], gap=0.0)[1] == "Surgery is next week."

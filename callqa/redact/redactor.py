@@ -32,6 +32,21 @@ NAME_CUE_CARRIES_S = 2.0  # a name cue ending one utterance names the start of t
 def turns_of(utterances: Sequence[Utterance]) -> list[Turn]:
     return [Turn(u.speaker, u.start, u.end, u.text) for u in utterances]
 
+
+def _names_carried_over(turns: Sequence[Turn]) -> dict[int, list[PhiSpan]]:
+    """Names opening a turn whose cue ended the same speaker's previous turn (the other speaker may have spoken
+    in between: on two channels their utterances interleave)."""
+    found: dict[int, list[PhiSpan]] = {}
+    previous: dict[str, Turn] = {}
+    for i, turn in enumerate(turns):
+        before = previous.get(turn.speaker)
+        if before is not None and turn.start - before.end <= NAME_CUE_CARRIES_S:
+            spans = find_names_after_a_cue_that_ended(before.text, turn.text)
+            if spans:
+                found[i] = spans
+        previous[turn.speaker] = turn
+    return found
+
 # Our own recognizers for what people say on the phone, registered in Presidio's registry beside its own.
 OWN_RECOGNIZERS = (find_digit_sequences, find_dates, find_spelled_names, find_cued_names, find_addresses,
                    find_spoken_emails)  # fmt: skip
@@ -78,10 +93,8 @@ class Redactor:
         conversation = find_in_conversation(turns)
         # A cue said in an earlier utterance is context for Presidio's recognizers in this one.
         per_text = [self._find_in_doc(doc, context) for doc, context in zip(docs, conversation.context)]
-        for i, (before, turn) in enumerate(zip(turns, turns[1:]), start=1):
-            if before.speaker == turn.speaker and turn.start - before.end <= NAME_CUE_CARRIES_S:
-                carried = find_names_after_a_cue_that_ended(before.text, turn.text)
-                per_text[i] = kept_spans(turn.text, per_text[i] + carried, self._allow) if carried else per_text[i]
+        for i, carried in _names_carried_over(turns).items():
+            per_text[i] = kept_spans(turns[i].text, per_text[i] + carried, self._allow)
         in_call = conversation.spans
         names = {
             word.lower()
