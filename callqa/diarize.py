@@ -47,8 +47,8 @@ REFINE_ROUNDS = 2
 # silence: at an estimated change of speaker inside continuous speech, a run of frames PAUSE_BELOW_DB under the
 # call's loud speech (its 90th percentile), at least MIN_PAUSE_S long (longer than a stop consonant's closure),
 # within PAUSE_SEARCH_S of the change becomes a gap between the turns. benchmarks/diarization.py, 10 real-voice
-# mixes: 24 interruptions in the clean channels, 37 counted on mono before, 20 with this (30 dB and
-# 0.1 s gives the same).
+# mixes: 24 interruptions in the clean channels, 37 counted on mono before, 22 with this (also 22 at 30 dB and
+# 0.1 s, which finds "pauses" inside the sample call rc-1007's overlaps: 3 counted there of 7, against 5).
 PAUSE_BELOW_DB = 35.0
 MIN_PAUSE_S = 0.12
 PAUSE_SEARCH_S = 0.4

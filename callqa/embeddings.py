@@ -12,9 +12,9 @@ import functools
 
 import numpy as np
 
+from .audio import SAMPLE_RATE
 from .errors import ModelError
 
-SAMPLE_RATE = 16000
 WINDOW_S = 1.2
 _FRAMES = int(round(WINDOW_S / 0.01))
 

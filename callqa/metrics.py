@@ -21,11 +21,10 @@ INTERRUPTION_TOLERANCE_S = 0.25  # an agent starting this close to the customer'
 # voices at once. It shows as no pause at all: the estimated turns (speech frames of Silero VAD, which ends a
 # region only after 0.3 s of silence; callqa.diarize.open_pauses puts back the shorter silences at a change of
 # speaker) change from the customer to the agent inside continuous speech. People taking turns leave a pause; a
-# barge-in leaves none, or the voices overlap. Counted when the customer's speech
-# had lasted MONO_CUSTOMER_MIN_S (a one-word backchannel is not being interrupted), pauses between the customer's
-# own phrases shorter than MONO_PHRASE_PAUSE_S included: the VAD ends a region at 0.3 s of silence, so a caller who
-# is interrupted mid-sentence is one stretch of speech, not the few words since their last breath. Whisper's word
-# times are not used for this: they stretch across pauses.
+# barge-in leaves none, or the voices overlap. Counted when the customer had been speaking for MONO_CUSTOMER_MIN_S
+# (a one-word backchannel is not being interrupted), their own pauses under MONO_PHRASE_PAUSE_S between phrases
+# included: a caller cut off mid-sentence has been speaking since the sentence began, not since their last breath.
+# Whisper's word times are not used for this: they stretch across pauses.
 MONO_BARGE_IN_GAP_S = 0.1
 MONO_CUSTOMER_MIN_S = 1.0
 MONO_PHRASE_PAUSE_S = 0.5
